@@ -1,0 +1,1 @@
+"""Making the model fast: samplers, distillation, quantization, device choice and batching."""

@@ -1,0 +1,1 @@
+"""Who is on screen and how they look: character specs, the rig renderer, scenes and the compositor."""
