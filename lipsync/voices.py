@@ -1,0 +1,82 @@
+"""Character voices: espeak-ng language, variant, pitch and rate, and deterministic auto-casting."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+# espeak-ng voice names for the languages we promise; any other espeak-ng voice name also works.
+LANGUAGE_ALIASES: dict[str, str] = {
+    "en": "en-us",
+    "english": "en-us",
+    "en-us": "en-us",
+    "en-gb": "en-gb",
+    "zh": "cmn",
+    "cmn": "cmn",
+    "mandarin": "cmn",
+    "chinese": "cmn",
+    "ko": "ko",
+    "korean": "ko",
+    "fr": "fr",
+    "de": "de",
+    "es": "es",
+    "ja": "ja",
+}
+
+MALE_VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7")
+FEMALE_VARIANTS = ("f1", "f2", "f3", "f4", "f5")
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceSpec:
+    """How one character sounds.
+
+    language: an espeak-ng voice/language name ("en-us", "cmn", "ko", ...).
+    variant: an espeak-ng variant ("m1".."m7", "f1".."f5") or "" for the language default.
+    pitch: espeak-ng base pitch, 0..100 (50 is the default).
+    pitch_range: espeak-ng pitch range, 0..100 (50 is the default; 0 is monotone).
+    rate_wpm: speaking rate in words per minute, 80..450.
+    """
+
+    language: str = "en-us"
+    variant: str = ""
+    pitch: int = 50
+    pitch_range: int = 50
+    rate_wpm: int = 170
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.pitch <= 100:
+            raise ValueError(f"voice pitch must be 0..100, got {self.pitch}")
+        if not 0 <= self.pitch_range <= 100:
+            raise ValueError(f"voice pitch_range must be 0..100, got {self.pitch_range}")
+        if not 80 <= self.rate_wpm <= 450:
+            raise ValueError(f"voice rate_wpm must be 80..450, got {self.rate_wpm}")
+
+    @property
+    def espeak_name(self) -> str:
+        """Voice name as espeak_SetVoiceByName expects it, e.g. "en-us+f3"."""
+        return f"{self.language}+{self.variant}" if self.variant else self.language
+
+
+def normalise_language(language: str) -> str:
+    """Map a friendly language name to an espeak-ng voice name (unknown names pass through)."""
+    return LANGUAGE_ALIASES.get(language.strip().lower(), language.strip().lower())
+
+
+def name_digest(name: str) -> bytes:
+    """Stable bytes for a character name: the same name (any case) always gives the same digest."""
+    return hashlib.sha256(name.strip().upper().encode("utf-8")).digest()
+
+
+def auto_voice(name: str, *, language: str = "en-us") -> VoiceSpec:
+    """A distinct voice chosen deterministically from the name."""
+    d = name_digest(name)
+    female = d[0] % 2 == 0
+    variants = FEMALE_VARIANTS if female else MALE_VARIANTS
+    return VoiceSpec(
+        language=normalise_language(language),
+        variant=variants[d[1] % len(variants)],
+        pitch=(58 + d[2] % 22) if female else (30 + d[2] % 22),
+        pitch_range=40 + d[3] % 30,
+        rate_wpm=155 + d[4] % 35,
+    )
