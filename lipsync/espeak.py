@@ -1,0 +1,222 @@
+"""espeak-ng through ctypes: PCM plus phoneme and word events from one synthesis run.
+
+The library comes from the ``espeakng-loader`` wheel; no subprocess, nothing downloaded.
+espeak-ng keeps global state (current voice, parameters, the synth callback), so one
+``Espeak`` object owns the library and serialises every call with a lock. Events carry the
+sample position inside the same PCM they arrive with, so phonemes and audio line up exactly.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lipsync.voices import VoiceSpec
+
+logger = logging.getLogger(__name__)
+
+# speak_lib.h
+_AUDIO_OUTPUT_SYNCHRONOUS = 2
+_INIT_PHONEME_EVENTS = 0x0001
+_INIT_PHONEME_IPA = 0x0002
+_INIT_DONT_EXIT = 0x8000
+_CHARS_UTF8 = 1
+_POS_CHARACTER = 1
+_EVENT_LIST_TERMINATED = 0
+_EVENT_WORD = 1
+_EVENT_END = 5
+_EVENT_MSG_TERMINATED = 6
+_EVENT_PHONEME = 7
+_PARAM_RATE = 1
+_PARAM_VOLUME = 2
+_PARAM_PITCH = 3
+_PARAM_RANGE = 4
+_EE_OK = 0
+_EE_NOT_FOUND = 2
+
+MAX_TEXT_CHARS = 5_000
+
+
+class _EventId(ctypes.Union):
+    _fields_ = [("number", ctypes.c_int), ("name", ctypes.c_char_p), ("string", ctypes.c_char * 8)]
+
+
+class _Event(ctypes.Structure):
+    _fields_ = [
+        ("type", ctypes.c_int),
+        ("unique_identifier", ctypes.c_uint),
+        ("text_position", ctypes.c_int),
+        ("length", ctypes.c_int),
+        ("audio_position", ctypes.c_int),
+        ("sample", ctypes.c_int),
+        ("user_data", ctypes.c_void_p),
+        ("id", _EventId),
+    ]
+
+
+_SynthCallback = ctypes.CFUNCTYPE(
+    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event)
+)
+
+
+class EspeakError(RuntimeError):
+    """espeak-ng could not be loaded or failed to synthesise."""
+
+
+class UnknownLanguageError(ValueError):
+    """The voice's language (or variant) is not one espeak-ng knows."""
+
+
+@dataclass(frozen=True, slots=True)
+class PhonemeEvent:
+    """One phoneme (IPA) starting at ``start_sample`` of the speech's own PCM."""
+
+    phoneme: str
+    start_sample: int
+
+
+@dataclass(frozen=True, slots=True)
+class WordEvent:
+    """One word: characters ``[text_start, text_start + text_length)`` of the text (0-based)."""
+
+    text_start: int
+    text_length: int
+    start_sample: int
+
+
+@dataclass(frozen=True, slots=True)
+class Speech:
+    """Mono int16 PCM at ``sample_rate_hz`` with the events that happened in it."""
+
+    pcm: np.ndarray
+    sample_rate_hz: int
+    phonemes: tuple[PhonemeEvent, ...]
+    words: tuple[WordEvent, ...]
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.pcm.shape[0])
+
+
+BlockSink = Callable[[np.ndarray, list[PhonemeEvent], list[WordEvent]], bool]
+"""Receives (pcm block, phonemes starting in it, words starting in it); returns True to abort."""
+
+
+class Espeak:
+    """The espeak-ng library, loaded once and used from any thread (calls are serialised)."""
+
+    def __init__(self, *, library_path: str | None = None, data_dir: str | None = None) -> None:
+        if library_path is None or data_dir is None:
+            import espeakng_loader
+
+            library_path = library_path or espeakng_loader.get_library_path()
+            data_dir = data_dir or espeakng_loader.get_data_path()
+        try:
+            self._lib = ctypes.CDLL(library_path)
+        except OSError as exc:
+            raise EspeakError(f"cannot load espeak-ng from {library_path}: {exc}") from exc
+        lib = self._lib
+        lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
+        lib.espeak_Initialize.restype = ctypes.c_int
+        lib.espeak_SetSynthCallback.argtypes = [_SynthCallback]
+        lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
+        lib.espeak_SetVoiceByName.restype = ctypes.c_int
+        lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
+        lib.espeak_SetParameter.restype = ctypes.c_int
+        lib.espeak_Synth.argtypes = [
+            ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int, ctypes.c_uint,
+            ctypes.c_uint, ctypes.POINTER(ctypes.c_uint), ctypes.c_void_p,
+        ]
+        lib.espeak_Synth.restype = ctypes.c_int
+        # espeak_Initialize wants the folder that *contains* espeak-ng-data.
+        home = str(Path(data_dir).parent).encode()
+        options = _INIT_PHONEME_EVENTS | _INIT_PHONEME_IPA | _INIT_DONT_EXIT
+        rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 100, home, options)
+        if rate <= 0:
+            raise EspeakError(f"espeak_Initialize failed with data at {data_dir}")
+        self.sample_rate_hz = int(rate)
+        self._lock = threading.Lock()
+        self._sink: BlockSink | None = None
+        self._emitted = 0
+        # Keep a reference: ctypes callbacks must outlive every call into the library.
+        self._callback = _SynthCallback(self._on_block)
+        lib.espeak_SetSynthCallback(self._callback)
+        self._voice: VoiceSpec | None = None
+
+    def _on_block(self, wav: ctypes.Array, n: int, events: ctypes.Array) -> int:  # type: ignore[type-arg]
+        phonemes: list[PhonemeEvent] = []
+        words: list[WordEvent] = []
+        i = 0
+        while events[i].type != _EVENT_LIST_TERMINATED:
+            ev = events[i]
+            sample = round(ev.audio_position * self.sample_rate_hz / 1000)
+            if ev.type == _EVENT_PHONEME:
+                name = bytes(ev.id.string).split(b"\0", 1)[0].decode("utf-8", "replace")
+                phonemes.append(PhonemeEvent(phoneme=name, start_sample=sample))
+            elif ev.type == _EVENT_WORD:
+                words.append(WordEvent(ev.text_position - 1, ev.length, sample))
+            i += 1
+        block = np.ctypeslib.as_array(wav, shape=(n,)).copy() if wav and n > 0 else np.zeros(0, np.int16)
+        self._emitted += block.shape[0]
+        assert self._sink is not None
+        return 1 if self._sink(block, phonemes, words) else 0
+
+    def _set_voice(self, voice: VoiceSpec) -> None:
+        if voice == self._voice:
+            return
+        err = self._lib.espeak_SetVoiceByName(voice.espeak_name.encode())
+        if err != _EE_OK:
+            self._voice = None
+            raise UnknownLanguageError(
+                f"espeak-ng has no voice {voice.espeak_name!r}: use a language such as "
+                "'en-us', 'en-gb', 'cmn' (Mandarin) or 'ko' (Korean), and variants m1..m7 / f1..f5"
+            )
+        self._lib.espeak_SetParameter(_PARAM_RATE, voice.rate_wpm, 0)
+        self._lib.espeak_SetParameter(_PARAM_PITCH, voice.pitch, 0)
+        self._lib.espeak_SetParameter(_PARAM_RANGE, voice.pitch_range, 0)
+        self._lib.espeak_SetParameter(_PARAM_VOLUME, 100, 0)
+        self._voice = voice
+
+    def stream(self, text: str, voice: VoiceSpec, sink: BlockSink) -> None:
+        """Synthesise ``text``, handing each PCM block (about 100 ms) to ``sink`` as it is made.
+
+        Blocks the calling thread (run it in a worker); ``sink`` returning True stops synthesis.
+        Event sample positions count from the start of this text's PCM.
+        """
+        if not isinstance(text, str):
+            raise TypeError(f"text must be str, got {type(text).__name__}")
+        if len(text) > MAX_TEXT_CHARS:
+            raise ValueError(f"text is {len(text)} characters; the limit is {MAX_TEXT_CHARS}")
+        data = text.encode("utf-8") + b"\0"
+        with self._lock:
+            self._set_voice(voice)
+            self._sink = sink
+            self._emitted = 0
+            try:
+                err = self._lib.espeak_Synth(data, len(data), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
+            finally:
+                self._sink = None
+            if err != _EE_OK:
+                raise EspeakError(f"espeak_Synth failed with code {err} for voice {voice.espeak_name!r}")
+
+    def synthesize(self, text: str, voice: VoiceSpec) -> Speech:
+        """Synthesise all of ``text`` and return its PCM with phoneme and word events."""
+        blocks: list[np.ndarray] = []
+        phonemes: list[PhonemeEvent] = []
+        words: list[WordEvent] = []
+
+        def sink(block: np.ndarray, ph: list[PhonemeEvent], wd: list[WordEvent]) -> bool:
+            blocks.append(block)
+            phonemes.extend(ph)
+            words.extend(wd)
+            return False
+
+        self.stream(text, voice, sink)
+        pcm = np.concatenate(blocks) if blocks else np.zeros(0, np.int16)
+        return Speech(pcm=pcm, sample_rate_hz=self.sample_rate_hz, phonemes=tuple(phonemes), words=tuple(words))
