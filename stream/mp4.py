@@ -1,0 +1,135 @@
+"""MP4 writing with PyAV: H.264 video and AAC audio stamped from the one clock.
+
+Video pts are frame indices in a 90 kHz time base; audio pts are sample indices at 48 kHz.
+The file is written under a temporary name and renamed into place only when complete, so a
+crash or a full disk never leaves a partial file that looks like a finished one.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import av
+import numpy as np
+
+from lipsync.timebase import AUDIO_TIME_BASE, SAMPLE_RATE_HZ, TICKS_PER_FRAME, VIDEO_TIME_BASE
+
+
+class OutputError(OSError):
+    """The output cannot be written where asked."""
+
+
+@dataclass(frozen=True, slots=True)
+class VideoEncoding:
+    width_px: int = 512
+    height_px: int = 512
+    codec: str = "libx264"
+    preset: str = "veryfast"
+    crf: int = 23
+    threads: int = 2
+    audio_bitrate_bps: int = 128_000
+
+
+def check_writable(path: Path) -> None:
+    """Raise ``OutputError`` naming the problem if ``path`` cannot be created."""
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise OutputError(f"output path {path} is a directory; give a file name such as {path / 'scene.mp4'}")
+    if not parent.is_dir():
+        raise OutputError(f"cannot write {path}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise OutputError(f"cannot write {path}: folder {parent} is not writable")
+
+
+class Mp4Writer:
+    """Writes frames and audio to ``path``; use as a context manager.
+
+    ``write_video(rgb)`` stamps frame k with pts k * 3600 (90 kHz); ``write_audio(pcm)`` stamps
+    each block with its first sample index. On an exception the temporary file is removed.
+    """
+
+    def __init__(self, path: str | Path, *, encoding: VideoEncoding | None = None) -> None:
+        self.path = Path(path)
+        self.encoding = encoding or VideoEncoding()
+        check_writable(self.path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part", dir=self.path.parent or ".")
+        os.close(fd)
+        self._tmp = Path(tmp)
+        enc = self.encoding
+        try:
+            self._container = av.open(str(self._tmp), mode="w", format="mp4", options={"movflags": "+faststart"})
+            self._video = self._container.add_stream(enc.codec, rate=25)
+            self._video.width, self._video.height = enc.width_px, enc.height_px
+            self._video.pix_fmt = "yuv420p"
+            self._video.time_base = VIDEO_TIME_BASE
+            self._video.codec_context.time_base = VIDEO_TIME_BASE
+            self._video.options = {"preset": enc.preset, "crf": str(enc.crf)}
+            self._video.thread_count = enc.threads
+            self._audio = self._container.add_stream("aac", rate=SAMPLE_RATE_HZ, layout="mono")
+            self._audio.bit_rate = enc.audio_bitrate_bps
+            self._audio.time_base = AUDIO_TIME_BASE
+        except Exception:
+            self._tmp.unlink(missing_ok=True)
+            raise
+        self.frames_written = 0
+        self.samples_written = 0
+        self._closed = False
+
+    def write_video(self, rgb: np.ndarray) -> None:
+        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+        frame.pts = self.frames_written * TICKS_PER_FRAME
+        frame.time_base = VIDEO_TIME_BASE
+        self._container.mux(self._video.encode(frame))
+        self.frames_written += 1
+
+    def write_audio(self, pcm: np.ndarray) -> None:
+        """Append mono int16 samples at 48 kHz."""
+        if pcm.shape[0] == 0:
+            return
+        frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = SAMPLE_RATE_HZ
+        frame.pts = self.samples_written
+        frame.time_base = AUDIO_TIME_BASE
+        self._container.mux(self._audio.encode(frame))
+        self.samples_written += pcm.shape[0]
+
+    def close(self) -> Path:
+        """Flush encoders, finish the file and move it into place."""
+        if self._closed:
+            return self.path
+        self._closed = True
+        try:
+            self._container.mux(self._video.encode(None))
+            self._container.mux(self._audio.encode(None))
+            self._container.close()
+            os.replace(self._tmp, self.path)
+        except BaseException:
+            self._tmp.unlink(missing_ok=True)
+            raise
+        return self.path
+
+    def abort(self) -> None:
+        """Drop the partial file."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._container.close()
+        except Exception:  # noqa: BLE001 - the file is discarded anyway
+            pass
+        self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> Mp4Writer:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
