@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -11,6 +11,7 @@ from lipsync.audio import resample
 from lipsync.espeak import Espeak, PhonemeEvent, WordEvent
 from lipsync.mouth_track import MouthTrackConfig, mouth_track
 from lipsync.timebase import SAMPLE_RATE_HZ
+from lipsync.visemes import N_VISEMES
 from lipsync.voices import VoiceSpec
 
 logger = logging.getLogger(__name__)
@@ -46,8 +47,8 @@ class SpeechEngine:
     def espeak(self) -> Espeak:
         return self._espeak
 
-    def say(self, text: str, voice: VoiceSpec) -> Utterance:
-        """Synthesise ``text`` in ``voice``; blocks (call it from a worker thread when live)."""
+    def synthesize(self, text: str, voice: VoiceSpec) -> Utterance:
+        """Speech at 48 kHz with events; ``mouth`` is left empty (see ``with_mouth``)."""
         speech = self._espeak.synthesize(text, voice)
         ratio = SAMPLE_RATE_HZ / speech.sample_rate_hz
         pcm = resample(speech.pcm, from_hz=speech.sample_rate_hz)
@@ -55,7 +56,16 @@ class SpeechEngine:
         words = tuple(
             WordEvent(w.text_start, w.text_length, round(w.start_sample * ratio)) for w in speech.words
         )
+        empty = np.zeros((0, N_VISEMES), np.float32)
+        return Utterance(text=text, voice=voice, pcm=pcm, phonemes=phonemes, words=words, mouth=empty)
+
+    def with_mouth(self, utt: Utterance) -> Utterance:
+        """The utterance with its mouth track filled in from its phoneme events."""
         mouth = mouth_track(
-            [(p.phoneme, p.start_sample) for p in phonemes], pcm.shape[0], config=self._mouth_config
+            [(p.phoneme, p.start_sample) for p in utt.phonemes], utt.n_samples, config=self._mouth_config
         )
-        return Utterance(text=text, voice=voice, pcm=pcm, phonemes=phonemes, words=words, mouth=mouth)
+        return replace(utt, mouth=mouth)
+
+    def say(self, text: str, voice: VoiceSpec) -> Utterance:
+        """Synthesise ``text`` in ``voice`` with its mouth track; blocks (call it from a worker thread when live)."""
+        return self.with_mouth(self.synthesize(text, voice))

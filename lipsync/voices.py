@@ -80,3 +80,41 @@ def auto_voice(name: str, *, language: str = "en-us") -> VoiceSpec:
         pitch_range=40 + d[3] % 30,
         rate_wpm=155 + d[4] % 35,
     )
+
+
+def script_language(text: str) -> str | None:
+    """The language a text's writing system implies (Hangul → "ko", Han → "cmn", kana → "ja"), else None."""
+    hangul = han = kana = 0
+    for ch in text:
+        code = ord(ch)
+        if 0xAC00 <= code <= 0xD7A3 or 0x1100 <= code <= 0x11FF or 0x3130 <= code <= 0x318F:
+            hangul += 1
+        elif 0x3040 <= code <= 0x30FF:
+            kana += 1
+        elif 0x4E00 <= code <= 0x9FFF or 0x3400 <= code <= 0x4DBF:
+            han += 1
+    if hangul and hangul >= han:
+        return "ko"
+    if kana:
+        return "ja"
+    if han:
+        return "cmn"
+    return None
+
+
+def voice_for_text(voice: VoiceSpec, text: str) -> VoiceSpec:
+    """``voice`` speaking the language the text is written in, when its writing system says so.
+
+    A character cast as English who is given a Mandarin line speaks Mandarin with the same
+    variant, pitch and rate, so the line is intelligible rather than spelled out.
+    """
+    implied = script_language(text)
+    if implied is None or voice.language.split("-")[0] in {implied, "zh" if implied == "cmn" else implied}:
+        return voice
+    return VoiceSpec(
+        language=implied,
+        variant=voice.variant,
+        pitch=voice.pitch,
+        pitch_range=voice.pitch_range,
+        rate_wpm=voice.rate_wpm,
+    )

@@ -1,0 +1,40 @@
+"""The scene director: every on-screen character's pose for a frame, from who speaks and how.
+
+Speakers move their mouths from their mouth track; everyone else keeps their mouth shut and
+turns toward whoever is talking. It holds no state between frames (``MotionModel`` is a pure
+function of the frame index), so offline renders and live streams of the same lines agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from avatar.motion import MotionModel
+from avatar.pose import Pose
+from avatar.spec import CharacterSpec
+
+
+class SceneDirector:
+    def __init__(self, *, specs: Sequence[CharacterSpec], slot_x: Sequence[float]) -> None:
+        if len(specs) != len(slot_x):
+            raise ValueError(f"{len(specs)} characters but {len(slot_x)} slot positions")
+        self.specs = tuple(specs)
+        self._slot_x = tuple(float(x) for x in slot_x)
+        self._motion = tuple(MotionModel(spec) for spec in specs)
+
+    def poses(self, frame: int, *, mouths: Sequence[np.ndarray], speaking: Sequence[bool]) -> list[Pose]:
+        """Poses for ``frame``: ``mouths[i]`` are character i's viseme weights (15,)."""
+        talkers = [i for i, s in enumerate(speaking) if s]
+        out = []
+        for i, motion in enumerate(self._motion):
+            listen_to_x = None
+            others = [j for j in talkers if j != i]
+            if others and not speaking[i]:
+                dx = self._slot_x[others[0]] - self._slot_x[i]
+                listen_to_x = float(np.clip(dx, -1.0, 1.0))
+            out.append(
+                motion.pose_at(frame, mouth_weights=mouths[i], speaking=bool(speaking[i]), listen_to_x=listen_to_x)
+            )
+        return out

@@ -1,0 +1,92 @@
+"""The ``talkie`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from lipsync.espeak import UnknownLanguageError
+from lipsync.script import ScriptError
+from lipsync.timeline import TimelineError
+from stream.mp4 import OutputError
+
+USER_ERRORS = (ScriptError, UnknownLanguageError, TimelineError, OutputError, ValueError)
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must look like 512x512, got {text!r}") from None
+    return w, h
+
+
+def _cmd_render(args: argparse.Namespace) -> int:
+    from stream.offline import RenderConfig, read_script, render_script
+
+    width, height = args.size
+    config = RenderConfig(width_px=width, height_px=height, set_name=args.set, language=args.lang)
+    script = read_script(Path(args.script))
+    result = render_script(script, Path(args.output), config=config, progress=not args.quiet)
+    print(
+        f"wrote {result.path} ({result.n_frames} frames, {result.n_samples / 48000:.2f} s), "
+        f"{result.srt_path.name}, {result.vtt_path.name}"
+    )
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from stream import bench
+
+    if args.what == "render":
+        width, height = args.size
+        report = bench.bench_render(seconds=args.seconds, width_px=width, height_px=height, preset=args.preset)
+    else:
+        raise ValueError(f"unknown benchmark {args.what!r}")
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="talkie", description="Lip-synced talking-picture scenes.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    render = sub.add_parser("render", help="render a script (Fountain or NAME: line) to MP4 + SRT + VTT")
+    render.add_argument("script", help="script file (.fountain or .txt)")
+    render.add_argument("-o", "--output", required=True, help="output .mp4 path")
+    render.add_argument("--size", type=_size, default=(512, 512), help="WIDTHxHEIGHT, up to 1280x720")
+    render.add_argument("--set", default="studio", help="background set (studio, kitchen, park, office, #rrggbb)")
+    render.add_argument("--lang", default="en-us", help="language for characters not in the cast")
+    render.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    render.set_defaults(func=_cmd_render)
+
+    bench = sub.add_parser("bench", help="print measured figures as JSON")
+    bench.add_argument("what", choices=["render"])
+    bench.add_argument("--seconds", type=float, default=60.0, help="media length to render")
+    bench.add_argument("--size", type=_size, default=(512, 512))
+    bench.add_argument("--preset", default="veryfast", help="x264 preset")
+    bench.set_defaults(func=_cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args))
+    except USER_ERRORS as exc:
+        line = getattr(exc, "line", None)
+        where = f" (line {line})" if line else ""
+        print(f"talkie: error: {exc}{where}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

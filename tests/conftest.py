@@ -1,0 +1,24 @@
+"""Shared fixtures: one espeak-ng engine per test session (loading it is the slow part)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lipsync.speech import SpeechEngine
+
+SHARED_TESTDATA = Path(__file__).resolve().parents[2] / "shared" / "testdata"
+
+
+@pytest.fixture(scope="session")
+def speech() -> SpeechEngine:
+    return SpeechEngine()
+
+
+def testdata_file(name: str) -> Path:
+    """A file of ../shared/testdata, or a clean skip naming it when the folder is absent."""
+    path = SHARED_TESTDATA / name
+    if not path.is_file():
+        pytest.skip(f"real-world test file {path} is absent (../shared/testdata is not beside the repo)")
+    return path
