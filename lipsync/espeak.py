@@ -1,6 +1,8 @@
 """espeak-ng through ctypes: PCM plus phoneme and word events from one synthesis run.
 
 The library comes from the ``espeakng-loader`` wheel; no subprocess, nothing downloaded.
+Every utterance starts from a freshly loaded library, so the same text in the same voice
+always gives the same samples, whatever was said before.
 espeak-ng keeps global state (current voice, parameters, the synth callback), so one
 ``Espeak`` object owns the library and serialises every call with a lock. Events carry the
 sample position inside the same PCM they arrive with, so phonemes and audio line up exactly.
@@ -8,6 +10,7 @@ sample position inside the same PCM they arrive with, so phonemes and audio line
 
 from __future__ import annotations
 
+import _ctypes
 import ctypes
 import logging
 import threading
@@ -117,11 +120,34 @@ class Espeak:
 
             library_path = library_path or espeakng_loader.get_library_path()
             data_dir = data_dir or espeakng_loader.get_data_path()
+        self._library_path = library_path
+        # espeak_Initialize wants the folder that *contains* espeak-ng-data.
+        self._home = str(Path(data_dir).parent).encode()
+        self._lock = threading.Lock()
+        self._sink: BlockSink | None = None
+        # Keep a reference: ctypes callbacks must outlive every call into the library.
+        self._callback = _SynthCallback(self._on_block)
+        self._voice: VoiceSpec | None = None
+        self._lib: ctypes.CDLL | None = None
+        self._dirty = False
+        with self._lock:
+            self._load()
+
+    def _load(self) -> None:
+        """Load (or reload) the library and initialise it; call with the lock held.
+
+        espeak-ng's wave generator keeps static state (pitch flutter, phase) that carries from
+        one utterance into the next and that no API call resets, so the same text would come
+        out a few samples different depending on what was said before. Unloading and loading
+        the library again (well under a millisecond) gives every utterance the same start.
+        """
+        if self._lib is not None:
+            _ctypes.dlclose(self._lib._handle)
+            self._lib = None
         try:
-            self._lib = ctypes.CDLL(library_path)
+            lib = ctypes.CDLL(self._library_path)
         except OSError as exc:
-            raise EspeakError(f"cannot load espeak-ng from {library_path}: {exc}") from exc
-        lib = self._lib
+            raise EspeakError(f"cannot load espeak-ng from {self._library_path}: {exc}") from exc
         lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
         lib.espeak_Initialize.restype = ctypes.c_int
         lib.espeak_SetSynthCallback.argtypes = [_SynthCallback]
@@ -134,20 +160,15 @@ class Espeak:
             ctypes.c_uint, ctypes.POINTER(ctypes.c_uint), ctypes.c_void_p,
         ]
         lib.espeak_Synth.restype = ctypes.c_int
-        # espeak_Initialize wants the folder that *contains* espeak-ng-data.
-        home = str(Path(data_dir).parent).encode()
         options = _INIT_PHONEME_EVENTS | _INIT_PHONEME_IPA | _INIT_DONT_EXIT
-        rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 100, home, options)
+        rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 100, self._home, options)
         if rate <= 0:
-            raise EspeakError(f"espeak_Initialize failed with data at {data_dir}")
+            raise EspeakError(f"espeak_Initialize failed with data under {self._home.decode()}")
         self.sample_rate_hz = int(rate)
-        self._lock = threading.Lock()
-        self._sink: BlockSink | None = None
-        self._emitted = 0
-        # Keep a reference: ctypes callbacks must outlive every call into the library.
-        self._callback = _SynthCallback(self._on_block)
         lib.espeak_SetSynthCallback(self._callback)
-        self._voice: VoiceSpec | None = None
+        self._lib = lib
+        self._voice = None
+        self._dirty = False
 
     def _on_block(self, wav: ctypes.Array, n: int, events: ctypes.Array) -> int:  # type: ignore[type-arg]
         phonemes: list[PhonemeEvent] = []
@@ -163,11 +184,11 @@ class Espeak:
                 words.append(WordEvent(ev.text_position - 1, ev.length, sample))
             i += 1
         block = np.ctypeslib.as_array(wav, shape=(n,)).copy() if wav and n > 0 else np.zeros(0, np.int16)
-        self._emitted += block.shape[0]
         assert self._sink is not None
         return 1 if self._sink(block, phonemes, words) else 0
 
     def _set_voice(self, voice: VoiceSpec) -> None:
+        assert self._lib is not None
         if voice == self._voice:
             return
         err = self._lib.espeak_SetVoiceByName(voice.espeak_name.encode())
@@ -195,9 +216,12 @@ class Espeak:
             raise ValueError(f"text is {len(text)} characters; the limit is {MAX_TEXT_CHARS}")
         data = text.encode("utf-8") + b"\0"
         with self._lock:
+            if self._dirty:
+                self._load()
             self._set_voice(voice)
+            assert self._lib is not None
             self._sink = sink
-            self._emitted = 0
+            self._dirty = True
             try:
                 err = self._lib.espeak_Synth(data, len(data), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
             finally:

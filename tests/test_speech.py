@@ -124,3 +124,11 @@ def test_resample_keeps_exact_length_and_pitch() -> None:
     assert out.shape[0] == SAMPLE_RATE_HZ
     spectrum = np.abs(np.fft.rfft(out.astype(np.float32)))
     assert abs(np.argmax(spectrum) - 440) <= 1
+
+
+def test_same_text_gives_the_same_samples_whatever_came_before(speech: SpeechEngine) -> None:
+    first = speech.say("Where were you last night?", VoiceSpec())
+    speech.say("Something else entirely, in another voice.", VoiceSpec(variant="f3", pitch=70))
+    again = speech.say("Where were you last night?", VoiceSpec())
+    np.testing.assert_array_equal(first.pcm, again.pcm)
+    assert first.phonemes == again.phonemes
