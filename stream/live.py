@@ -1,0 +1,336 @@
+"""A session's live scene: lines scheduled on the sample clock and produced frame by frame.
+
+The producer is called in frame order from a worker thread: ``produce(k)`` decides which lines
+play during frame k (audio samples ``[k * 1920, (k + 1) * 1920)``), mixes their audio and picks
+each character's mouth; ``compose(state)`` draws the picture. Control calls (say, interrupt,
+cast changes) come from the event loop through an executor and only touch state under the lock.
+
+Scheduling: lines play in the order received. A line starts at the first frame produced after
+its first chunk of speech exists, once the previous line has ended plus ``gap_ms`` (or at
+once with ``overlap``). Every line carries the epoch it was said in; an interrupt bumps the
+epoch, so playing lines end at the next frame and queued ones never start.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from avatar.director import SceneDirector
+from avatar.scene import Compositor, SceneLayout
+from avatar.spec import Cast, CharacterSpec
+from lipsync.audio import to_int16
+from lipsync.mixer import limit, mix_into
+from lipsync.speech import SpeechEngine
+from lipsync.streaming import StreamingUtterance
+from lipsync.timebase import SAMPLE_RATE_HZ, SAMPLES_PER_FRAME, frames_for_samples
+from lipsync.visemes import N_VISEMES, SIL
+from lipsync.voices import normalise_language, voice_for_text
+
+logger = logging.getLogger(__name__)
+
+MAX_LINE_CHARS = 1_000
+
+
+class SceneError(ValueError):
+    """A control request the scene cannot carry out; the message says why."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class LiveConfig:
+    width_px: int = 512
+    height_px: int = 512
+    set_name: str = "studio"
+    language: str = "en-us"
+    first_chunk_ms: int = 200
+    gap_ms: int = 200
+    max_queued_lines: int = 32
+    max_characters: int = 4
+
+
+@dataclass(eq=False)
+class LiveLine:
+    """One line from the moment it is received until it ends."""
+
+    id: str
+    speaker: str
+    text: str
+    epoch: int
+    received_at: float  # time.monotonic() on receipt: for latency figures only, never for stamps
+    utt: StreamingUtterance
+    overlap: bool = False
+    start_frame: int | None = None
+    status: Literal["queued", "playing", "ended", "interrupted"] = "queued"
+
+    @property
+    def start_sample(self) -> int:
+        assert self.start_frame is not None
+        return self.start_frame * SAMPLES_PER_FRAME
+
+
+@dataclass(frozen=True, slots=True)
+class LineNotice:
+    """A line started or ended at media sample ``sample``."""
+
+    kind: Literal["started", "ended"]
+    line: LiveLine
+    sample: int
+    interrupted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SceneView:
+    """Who is on screen and how to draw them; replaced whole when the cast or set changes."""
+
+    version: int
+    specs: tuple[CharacterSpec, ...]
+    set_name: str
+    compositor: Compositor
+    director: SceneDirector
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(s.name for s in self.specs)
+
+
+@dataclass(frozen=True, slots=True)
+class FrameState:
+    """Everything about frame ``index`` except its pixels."""
+
+    index: int
+    audio: np.ndarray  # int16, SAMPLES_PER_FRAME samples
+    view: SceneView
+    mouths: tuple[np.ndarray, ...]
+    speaking: tuple[bool, ...]
+    notices: tuple[LineNotice, ...] = ()
+
+
+@dataclass
+class SceneStats:
+    frames_produced: int = 0
+    lines_started: int = 0
+    lines_interrupted: int = 0
+    synth_underruns: int = 0
+    last_latency_ms: float | None = None
+    latencies_ms: list[float] = field(default_factory=list)
+
+
+class LiveScene:
+    def __init__(
+        self,
+        *,
+        cast: Cast,
+        speech: SpeechEngine,
+        synth_executor: Executor,
+        config: LiveConfig | None = None,
+        names: Sequence[str] = ("MAYA", "LEO"),
+    ) -> None:
+        self.config = config or LiveConfig()
+        self._cast = cast
+        self._speech = speech
+        self._synth = synth_executor
+        self._lock = threading.Lock()
+        self._epoch = 0
+        self._queue: list[LiveLine] = []
+        self._playing: list[LiveLine] = []
+        self._next_start_frame = 0
+        self._produced = 0
+        self._ids = itertools.count(1)
+        self._pending_notices: list[LineNotice] = []
+        self.stats = SceneStats()
+        specs = self._resolve(names)
+        self._view = self._build_view(specs, self.config.set_name, version=1)
+
+    # -- cast and set ----------------------------------------------------------------------
+
+    def _resolve(self, names: Sequence[str]) -> tuple[CharacterSpec, ...]:
+        if not 1 <= len(names) <= self.config.max_characters:
+            raise SceneError(
+                "bad_cast", f"a scene holds 1 to {self.config.max_characters} characters, got {len(names)}"
+            )
+        language = normalise_language(self.config.language)
+        specs = tuple(self._cast.resolve(name, language=language) for name in names)
+        if len({s.name for s in specs}) != len(specs):
+            raise SceneError("bad_cast", f"a character appears twice in {list(names)}")
+        return specs
+
+    def _build_view(self, specs: tuple[CharacterSpec, ...], set_name: str, *, version: int) -> SceneView:
+        layout = SceneLayout.for_count(len(specs), width_px=self.config.width_px, height_px=self.config.height_px)
+        compositor = Compositor(layout=layout, characters=specs, set_name=set_name)
+        director = SceneDirector(specs=specs, slot_x=compositor.slot_centers_x())
+        return SceneView(version, specs, set_name, compositor, director)
+
+    @property
+    def view(self) -> SceneView:
+        with self._lock:
+            return self._view
+
+    def set_scene(self, *, names: Sequence[str] | None = None, set_name: str | None = None) -> SceneView:
+        """Change who is on screen and/or the set (blocking: renders new layers; run in a worker)."""
+        current = self.view
+        specs = self._resolve(names) if names is not None else current.specs
+        try:
+            view = self._build_view(specs, set_name or current.set_name, version=current.version + 1)
+        except ValueError as exc:
+            raise SceneError("bad_scene", str(exc)) from exc
+        with self._lock:
+            speaking = {line.speaker for line in self._playing + self._queue}
+            missing = speaking - set(view.names)
+            if missing:
+                raise SceneError(
+                    "busy", f"{', '.join(sorted(missing))} still has lines to say; interrupt first"
+                )
+            self._view = view
+        return view
+
+    def _ensure_on_screen(self, name: str) -> str:
+        """The canonical name of the speaker, bringing them on screen if there is room."""
+        view = self.view
+        spec = self._cast.resolve(name, language=normalise_language(self.config.language))
+        if spec.name in view.names:
+            return spec.name
+        if len(view.specs) >= self.config.max_characters:
+            raise SceneError(
+                "scene_full",
+                f"the scene is full ({', '.join(view.names)}); {spec.name} cannot join "
+                f"(at most {self.config.max_characters} characters)",
+            )
+        self.set_scene(names=[*view.names, spec.name])
+        return spec.name
+
+    # -- control -----------------------------------------------------------------------------
+
+    def say(
+        self, speaker: str, text: str, *, received_at: float, cut_in: bool = False, overlap: bool = False
+    ) -> LiveLine:
+        """Queue a line and start synthesising it (blocking briefly; run it in a worker)."""
+        text = " ".join(text.split())
+        if not text:
+            raise SceneError("bad_line", "the line is empty")
+        if len(text) > MAX_LINE_CHARS:
+            raise SceneError("bad_line", f"the line is {len(text)} characters; the limit is {MAX_LINE_CHARS}")
+        if not speaker.strip():
+            raise SceneError("bad_line", "the line has no speaker")
+        name = self._ensure_on_screen(speaker)
+        spec = next(s for s in self.view.specs if s.name == name)
+        if cut_in:
+            self.interrupt()
+        with self._lock:
+            if len(self._queue) >= self.config.max_queued_lines:
+                raise SceneError(
+                    "queue_full", f"{len(self._queue)} lines are already waiting; interrupt or wait"
+                )
+            utt = StreamingUtterance(text=text, voice=voice_for_text(spec.voice, text))
+            line = LiveLine(
+                id=f"L{next(self._ids)}", speaker=name, text=text, epoch=self._epoch,
+                received_at=received_at, utt=utt, overlap=overlap,
+            )
+            self._queue.append(line)
+        first = self.config.first_chunk_ms * SAMPLE_RATE_HZ // 1000
+        future = self._synth.submit(utt.synthesize, self._speech, first_chunk_samples=first)
+        future.add_done_callback(lambda f: f.exception() and logger.error("synthesis of %s failed: %s", line.id, f.exception()))
+        return line
+
+    def interrupt(self) -> int:
+        """Drop every queued and playing line; speech stops at the next frame. Returns the new epoch."""
+        with self._lock:
+            self._epoch += 1
+            for line in self._queue + self._playing:
+                line.utt.cancel()
+            return self._epoch
+
+    # -- production (worker thread, frame order) ------------------------------------------
+
+    def produce(self, k: int) -> FrameState:
+        """The state of frame ``k``; frames must be produced in order, each once."""
+        with self._lock:
+            if k != self._produced:
+                raise RuntimeError(f"frame {k} asked for, but the next frame to produce is {self._produced}")
+            self._produced += 1
+            notices = self._advance(k)
+            view = self._view
+            playing = list(self._playing)
+        mix = np.zeros(SAMPLES_PER_FRAME, np.float32)
+        rest = np.zeros(N_VISEMES, np.float32)
+        rest[SIL] = 1.0
+        mouths = {name: rest for name in view.names}
+        for line in playing:
+            j = k - (line.start_frame or 0)
+            mix_into(mix, line.utt.audio(j * SAMPLES_PER_FRAME, SAMPLES_PER_FRAME), offset=0)
+            row = line.utt.mouth_row(j)
+            if row is None:
+                self.stats.synth_underruns += 1
+                continue
+            if line.speaker in mouths:
+                mouths[line.speaker] = row
+        talking = {line.speaker for line in playing}
+        self.stats.frames_produced += 1
+        return FrameState(
+            index=k,
+            audio=to_int16(limit(mix)),
+            view=view,
+            mouths=tuple(mouths[name] for name in view.names),
+            speaking=tuple(name in talking for name in view.names),
+            notices=tuple(notices),
+        )
+
+    def _advance(self, k: int) -> list[LineNotice]:
+        """Update which lines play during frame k; call with the lock held."""
+        notices: list[LineNotice] = []
+        frame_start = k * SAMPLES_PER_FRAME
+        for line in list(self._playing):
+            if line.epoch < self._epoch:
+                line.status = "interrupted"
+                self._playing.remove(line)
+                self.stats.lines_interrupted += 1
+                notices.append(LineNotice("ended", line, frame_start, interrupted=True))
+            elif line.utt.done and line.start_sample + line.utt.n_samples <= frame_start:
+                line.status = "ended"
+                self._playing.remove(line)
+                end = line.start_sample + line.utt.n_samples
+                notices.append(LineNotice("ended", line, end))
+                gap = frames_for_samples(end + self.config.gap_ms * SAMPLE_RATE_HZ // 1000)
+                self._next_start_frame = max(self._next_start_frame, gap)
+        for line in [q for q in self._queue if q.epoch < self._epoch]:
+            line.status = "interrupted"
+            self._queue.remove(line)
+            self.stats.lines_interrupted += 1
+            notices.append(LineNotice("ended", line, frame_start, interrupted=True))
+        while self._queue:
+            head = self._queue[0]
+            free = not self._playing and k >= self._next_start_frame
+            if not head.utt.ready.is_set() or not (free or head.overlap):
+                break
+            if head.utt.error is not None:
+                self._queue.pop(0)
+                head.status = "interrupted"
+                notices.append(LineNotice("ended", head, frame_start, interrupted=True))
+                continue
+            self._queue.pop(0)
+            head.start_frame = k
+            head.status = "playing"
+            self._playing.append(head)
+            self.stats.lines_started += 1
+            notices.append(LineNotice("started", head, frame_start))
+        return notices
+
+    def compose(self, state: FrameState) -> np.ndarray:
+        """The RGB picture of ``state`` (pure: depends only on the state)."""
+        view = state.view
+        poses = view.director.poses(state.index, mouths=state.mouths, speaking=state.speaking)
+        return view.compositor.compose(poses)
+
+    def pending(self) -> int:
+        with self._lock:
+            return len(self._queue) + len(self._playing)

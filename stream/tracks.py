@@ -1,0 +1,147 @@
+"""Clocked WebRTC tracks over one live scene: video at 25 fps, audio in 20 ms frames at 48 kHz.
+
+Both tracks read ``FrameState``s from one ``SessionMedia``, which produces each frame's state
+once, in order, in a worker thread. Stamps come from counts (video pts = frame index x 3600
+in 1/90000; audio pts = sample index in 1/48000); the wall clock only paces delivery, from
+one start time shared by both tracks. When the video falls behind it skips composing late
+frames (their pts are skipped too); audio is never skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor
+
+import av
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from lipsync.timebase import (
+    AUDIO_TIME_BASE,
+    FPS,
+    SAMPLE_RATE_HZ,
+    SAMPLES_PER_FRAME,
+    TICKS_PER_FRAME,
+    VIDEO_TIME_BASE,
+)
+from stream.live import FrameState, LiveScene
+
+logger = logging.getLogger(__name__)
+
+FRAME_S = 1 / FPS
+AUDIO_PTIME_S = 0.020
+AUDIO_SAMPLES = int(SAMPLE_RATE_HZ * AUDIO_PTIME_S)  # 960
+HALVES = SAMPLES_PER_FRAME // AUDIO_SAMPLES  # 2 audio frames per video frame
+
+
+class SessionMedia:
+    """Frame states shared by a session's tracks, made once each, in order, off the event loop.
+
+    Keeps at most ``max_buffered_frames`` states (a slow or absent reader cannot grow memory).
+    """
+
+    def __init__(self, scene: LiveScene, *, executor: Executor, max_buffered_frames: int = 50) -> None:
+        self.scene = scene
+        self._executor = executor
+        self._states: dict[int, FrameState] = {}
+        self._next = 0
+        self._lock = asyncio.Lock()
+        self._max = max_buffered_frames
+        self.t0: float | None = None
+
+    def start_time(self) -> float:
+        """The monotonic time of frame 0, fixed by whichever track asks first."""
+        if self.t0 is None:
+            self.t0 = time.monotonic()
+        return self.t0
+
+    def due(self, seconds_into_stream: float) -> float:
+        """Seconds to wait until ``seconds_into_stream`` (negative when late)."""
+        return self.start_time() + seconds_into_stream - time.monotonic()
+
+    async def state(self, k: int) -> FrameState:
+        if k not in self._states:
+            async with self._lock:
+                if self._next <= k:
+                    first, last = self._next, k
+                    made = await asyncio.get_running_loop().run_in_executor(
+                        self._executor, lambda: [self.scene.produce(i) for i in range(first, last + 1)]
+                    )
+                    for st in made:
+                        self._states[st.index] = st
+                    self._next = k + 1
+        state = self._states.get(k)
+        if state is None:
+            raise MediaStreamError(f"frame {k} was already dropped (reader more than {self._max} frames behind)")
+        for old in [i for i in self._states if i < self._next - self._max]:
+            del self._states[old]
+        return state
+
+    async def compose(self, state: FrameState) -> av.VideoFrame:
+        def work() -> av.VideoFrame:
+            return av.VideoFrame.from_ndarray(self.scene.compose(state), format="rgb24")
+
+        return await asyncio.get_running_loop().run_in_executor(self._executor, work)
+
+
+class SceneVideoTrack(MediaStreamTrack):
+    kind = "video"
+
+    def __init__(self, media: SessionMedia, *, on_frame: Callable[[FrameState, bool], None]) -> None:
+        super().__init__()
+        self._media = media
+        self._on_frame = on_frame  # (state, shown): every frame's state, in order, shown or skipped
+        self._k = 0
+        self.frames_sent = 0
+        self.frames_skipped = 0
+
+    async def recv(self) -> av.VideoFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        k = self._k
+        wait = self._media.due(k * FRAME_S)
+        if wait > 0:
+            await asyncio.sleep(wait)
+        elif -wait >= 2 * FRAME_S:
+            # More than a frame late: skip the pictures whose time has passed (never the audio).
+            skip = int(-wait / FRAME_S) - 1
+            for j in range(k, k + skip):
+                self._on_frame(await self._media.state(j), False)
+            self.frames_skipped += skip
+            k += skip
+        state = await self._media.state(k)
+        frame = await self._media.compose(state)
+        frame.pts = k * TICKS_PER_FRAME
+        frame.time_base = VIDEO_TIME_BASE
+        self._k = k + 1
+        self.frames_sent += 1
+        self._on_frame(state, True)
+        return frame
+
+
+class SceneAudioTrack(MediaStreamTrack):
+    kind = "audio"
+
+    def __init__(self, media: SessionMedia) -> None:
+        super().__init__()
+        self._media = media
+        self._m = 0
+
+    async def recv(self) -> av.AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        m = self._m
+        wait = self._media.due(m * AUDIO_PTIME_S)
+        if wait > 0:
+            await asyncio.sleep(wait)
+        state = await self._media.state(m // HALVES)
+        half = m % HALVES
+        samples = state.audio[half * AUDIO_SAMPLES : (half + 1) * AUDIO_SAMPLES]
+        frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = SAMPLE_RATE_HZ
+        frame.pts = m * AUDIO_SAMPLES
+        frame.time_base = AUDIO_TIME_BASE
+        self._m = m + 1
+        return frame
