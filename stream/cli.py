@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from lipsync.script import ScriptError
 from lipsync.timeline import TimelineError
 from stream.mp4 import OutputError
 
+# ValueError covers the typed config errors (ServerConfigError, bad sizes, unknown sets).
 USER_ERRORS = (ScriptError, UnknownLanguageError, TimelineError, OutputError, ValueError)
 
 
@@ -34,6 +36,31 @@ def _cmd_render(args: argparse.Namespace) -> int:
     print(
         f"wrote {result.path} ({result.n_frames} frames, {result.n_samples / 48000:.2f} s), "
         f"{result.srt_path.name}, {result.vtt_path.name}"
+    )
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from stream.app import create_app
+    from stream.config import ServerConfig
+    from stream.live import LiveConfig
+
+    width, height = args.size
+    config = ServerConfig(
+        host=args.host,
+        port=args.port,
+        token=args.token or os.environ.get("TALKIE_TOKEN") or None,
+        data_dir=Path(args.data_dir),
+        max_sessions=args.max_sessions,
+        live=LiveConfig(width_px=width, height_px=height, set_name=args.set),
+    )
+    app = create_app(config)
+    print(f"talkie serving on http://{config.host}:{config.port}/ (data in {config.data_dir})", flush=True)
+    uvicorn.run(
+        app, host=config.host, port=config.port, loop="uvloop", log_level="warning",
+        ws_max_size=config.max_message_bytes,
     )
     return 0
 
@@ -64,6 +91,16 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     render.set_defaults(func=_cmd_render)
 
+    serve = sub.add_parser("serve", help="start the live server")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (non-loopback needs --token)")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--token", default=None, help="access token (or TALKIE_TOKEN)")
+    serve.add_argument("--data-dir", default="data", help="where recordings and the store live")
+    serve.add_argument("--max-sessions", type=int, default=8)
+    serve.add_argument("--size", type=_size, default=(512, 512), help="WIDTHxHEIGHT of the scene")
+    serve.add_argument("--set", default="studio", help="background set")
+    serve.set_defaults(func=_cmd_serve)
+
     bench = sub.add_parser("bench", help="print measured figures as JSON")
     bench.add_argument("what", choices=["render"])
     bench.add_argument("--seconds", type=float, default=60.0, help="media length to render")
@@ -80,9 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except USER_ERRORS as exc:
-        line = getattr(exc, "line", None)
-        where = f" (line {line})" if line else ""
-        print(f"talkie: error: {exc}{where}", file=sys.stderr)
+        print(f"talkie: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

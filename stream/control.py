@@ -110,8 +110,7 @@ def parse_message(raw: str | bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> li
         try:
             script = parse_script(text, max_line_chars=MAX_SAY_CHARS)
         except ScriptError as exc:
-            where = f" (line {exc.line})" if exc.line else ""
-            raise ProtocolError("bad_script", f"{exc}{where}") from None
+            raise ProtocolError("bad_script", str(exc)) from None
         cut_in = bool(_field(msg, "cut_in", bool, required=False))
         says: list[Command] = []
         for i, line in enumerate(script.lines):
