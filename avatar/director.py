@@ -13,16 +13,22 @@ import numpy as np
 
 from avatar.motion import MotionModel
 from avatar.pose import Pose
-from avatar.spec import CharacterSpec
+from avatar.scene import Compositor
 
 
 class SceneDirector:
-    def __init__(self, *, specs: Sequence[CharacterSpec], slot_x: Sequence[float]) -> None:
-        if len(specs) != len(slot_x):
-            raise ValueError(f"{len(specs)} characters but {len(slot_x)} slot positions")
-        self.specs = tuple(specs)
+    """Directs the characters of one layout; build it with ``SceneDirector.for_compositor``."""
+
+    def __init__(self, *, motion: Sequence[MotionModel], slot_x: Sequence[float]) -> None:
+        if len(motion) != len(slot_x):
+            raise ValueError(f"{len(motion)} characters but {len(slot_x)} slot positions")
         self._slot_x = tuple(float(x) for x in slot_x)
-        self._motion = tuple(MotionModel(spec) for spec in specs)
+        self._motion = tuple(motion)
+
+    @classmethod
+    def for_compositor(cls, compositor: Compositor) -> SceneDirector:
+        """Motion scaled to each character's size on screen, looking across the layout."""
+        return cls(motion=compositor.motion_models(), slot_x=compositor.slot_centers_x())
 
     def poses(self, frame: int, *, mouths: Sequence[np.ndarray], speaking: Sequence[bool]) -> list[Pose]:
         """Poses for ``frame``: ``mouths[i]`` are character i's viseme weights (15,)."""

@@ -25,6 +25,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from stream.config import ServerConfig
 from stream.control import RateLimiter
 from stream.engine import Engine
+from stream.ice import use_loopback_candidates
 from stream.live import SceneError
 from stream.session import OfferError, SessionLimitError, SessionManager
 
@@ -148,6 +149,8 @@ def create_app(config: ServerConfig, *, engine: Engine | None = None) -> Starlet
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         own = engine is None
+        if config.is_loopback:
+            use_loopback_candidates()
         eng = engine or Engine(config)
         config.data_dir.mkdir(parents=True, exist_ok=True)
         app.state.config = config

@@ -168,7 +168,7 @@ class LiveScene:
     def _build_view(self, specs: tuple[CharacterSpec, ...], set_name: str, *, version: int) -> SceneView:
         layout = SceneLayout.for_count(len(specs), width_px=self.config.width_px, height_px=self.config.height_px)
         compositor = Compositor(layout=layout, characters=specs, set_name=set_name)
-        director = SceneDirector(specs=specs, slot_x=compositor.slot_centers_x())
+        director = SceneDirector.for_compositor(compositor)
         return SceneView(version, specs, set_name, compositor, director)
 
     @property
@@ -330,6 +330,12 @@ class LiveScene:
         view = state.view
         poses = view.director.poses(state.index, mouths=state.mouths, speaking=state.speaking)
         return view.compositor.compose(poses)
+
+    @property
+    def media_samples(self) -> int:
+        """Media time reached so far: the first sample of the next frame to be produced."""
+        with self._lock:
+            return self._produced * SAMPLES_PER_FRAME
 
     def pending(self) -> int:
         with self._lock:

@@ -126,7 +126,7 @@ def render_frames(
     """A function from frame index to the composed RGB frame of this scene."""
     layout = SceneLayout.for_count(len(plan.cast), width_px=config.width_px, height_px=config.height_px)
     compositor = Compositor(layout=layout, characters=plan.cast, set_name=plan.set_name)
-    director = SceneDirector(specs=plan.cast, slot_x=compositor.slot_centers_x())
+    director = SceneDirector.for_compositor(compositor)
     names = [spec.name for spec in plan.cast]
     mouths = [timeline.mouth[name] for name in names]
     speaking = np.stack([timeline.speaking(name) for name in names], axis=1)

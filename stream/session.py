@@ -27,6 +27,7 @@ from stream.control import (
     parse_message,
 )
 from stream.engine import Engine
+from stream.ice import keep_loopback_candidates
 from stream.live import FrameState, LiveScene, SceneError
 from stream.tracks import SceneAudioTrack, SceneVideoTrack, SessionMedia
 
@@ -159,7 +160,8 @@ class Session:
             self.emit({"type": "line_queued", "line_id": line.id, "speaker": line.speaker, "text": line.text})
         elif isinstance(command, Interrupt):
             epoch = self.scene.interrupt()
-            self.emit({"type": "interrupted", "epoch": epoch})
+            media_time_s = round(self.scene.media_samples / SAMPLE_RATE_HZ, 3)
+            self.emit({"type": "interrupted", "epoch": epoch, "media_time_s": media_time_s})
         elif isinstance(command, SetScene):
             await loop.run_in_executor(
                 executor, lambda: self.scene.set_scene(names=command.cast, set_name=command.set_name)
@@ -280,6 +282,8 @@ class SessionManager:
         try:
             if type_ != "offer":
                 raise OfferError(f"expected an SDP of type 'offer', got {type_!r}")
+            if self.engine.config.is_loopback:
+                sdp = keep_loopback_candidates(sdp)
             try:
                 await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type=type_))
             except ValueError as exc:
