@@ -246,13 +246,20 @@ class Compositor:
         """The empty set as drawn behind the characters, (H, W, 3) uint8, read-only."""
         return self._background
 
-    def compose(self, poses: Sequence[Pose]) -> np.ndarray:
-        """One frame: (H, W, 3) uint8 RGB, C-contiguous, a new array each call."""
+    def compose(self, poses: Sequence[Pose], *, out: np.ndarray | None = None) -> np.ndarray:
+        """One frame: (H, W, 3) uint8 RGB. A new C-contiguous array each call, or drawn into
+        ``out`` (any (H, W, 3) uint8 view, e.g. a video frame's own pixels) and returned."""
         if len(poses) != len(self.rigs):
             raise ValueError(
                 f"compose needs one pose per character ({len(self.rigs)}), got {len(poses)}"
             )
-        frame = self._background.copy()
+        if out is None:
+            frame = self._background.copy()
+        else:
+            if out.shape != self._background.shape or out.dtype != np.uint8:
+                raise ValueError(f"out must be {self._background.shape} uint8, got {out.shape} {out.dtype}")
+            np.copyto(out, self._background)
+            frame = out
         for i, (rig, slot, pose) in enumerate(
             zip(self.rigs, self.layout.slots, poses, strict=True)
         ):

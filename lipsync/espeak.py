@@ -1,8 +1,8 @@
 """espeak-ng through ctypes: PCM plus phoneme and word events from one synthesis run.
 
 The library comes from the ``espeakng-loader`` wheel; no subprocess, nothing downloaded.
-Every utterance starts from a freshly loaded library, so the same text in the same voice
-always gives the same samples, whatever was said before.
+Every utterance starts from a freshly loaded private copy of the library, so the same text in
+the same voice always gives the same samples, whatever was said before and by whom.
 espeak-ng keeps global state (current voice, parameters, the synth callback), so one
 ``Espeak`` object owns the library and serialises every call with a lock. Events carry the
 sample position inside the same PCM they arrive with, so phonemes and audio line up exactly.
@@ -13,7 +13,10 @@ from __future__ import annotations
 import _ctypes
 import ctypes
 import logging
+import shutil
+import tempfile
 import threading
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,7 +123,12 @@ class Espeak:
 
             library_path = library_path or espeakng_loader.get_library_path()
             data_dir = data_dir or espeakng_loader.get_data_path()
-        self._library_path = library_path
+        # A private copy of the library: dlopen shares one copy (and its static state) between
+        # every loader of the same file, so only a copy of our own can be truly reloaded.
+        self._private_dir = tempfile.mkdtemp(prefix="talkie-espeak-")
+        self._library_path = str(Path(self._private_dir) / Path(library_path).name)
+        shutil.copyfile(library_path, self._library_path)
+        weakref.finalize(self, shutil.rmtree, self._private_dir, ignore_errors=True)
         # espeak_Initialize wants the folder that *contains* espeak-ng-data.
         self._home = str(Path(data_dir).parent).encode()
         self._lock = threading.Lock()

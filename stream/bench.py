@@ -53,7 +53,7 @@ def _voice(name: str) -> Any:
     return Cast.builtin().resolve(name).voice
 
 
-def bench_render(*, seconds: float = 60.0, width_px: int = 512, height_px: int = 512, preset: str = "veryfast") -> dict[str, Any]:
+def bench_render(*, seconds: float = 60.0, width_px: int = 512, height_px: int = 512, preset: str = "ultrafast") -> dict[str, Any]:
     """Render a two-character scene of ``seconds`` and report wall time per stage."""
     speech = SpeechEngine()
     script = bench_script(seconds, speech)

@@ -30,7 +30,9 @@ def _cmd_render(args: argparse.Namespace) -> int:
     from stream.offline import RenderConfig, read_script, render_script
 
     width, height = args.size
-    config = RenderConfig(width_px=width, height_px=height, set_name=args.set, language=args.lang)
+    config = RenderConfig(
+        width_px=width, height_px=height, set_name=args.set, language=args.lang, encoding_preset=args.preset
+    )
     script = read_script(Path(args.script))
     result = render_script(script, Path(args.output), config=config, progress=not args.quiet)
     print(
@@ -88,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--size", type=_size, default=(512, 512), help="WIDTHxHEIGHT, up to 1280x720")
     render.add_argument("--set", default="studio", help="background set (studio, kitchen, park, office, #rrggbb)")
     render.add_argument("--lang", default="en-us", help="language for characters not in the cast")
+    render.add_argument("--preset", default="ultrafast", help="x264 preset (slower presets make smaller files)")
     render.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     render.set_defaults(func=_cmd_render)
 
@@ -105,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("what", choices=["render"])
     bench.add_argument("--seconds", type=float, default=60.0, help="media length to render")
     bench.add_argument("--size", type=_size, default=(512, 512))
-    bench.add_argument("--preset", default="veryfast", help="x264 preset")
+    bench.add_argument("--preset", default="ultrafast", help="x264 preset")
     bench.set_defaults(func=_cmd_bench)
     return parser
 

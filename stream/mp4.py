@@ -7,6 +7,7 @@ crash or a full disk never leaves a partial file that looks like a finished one.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from dataclasses import dataclass
@@ -79,8 +80,21 @@ class Mp4Writer:
         self.samples_written = 0
         self._closed = False
 
+    def frame_buffer(self) -> tuple[av.VideoFrame, np.ndarray]:
+        """A reusable RGB frame and an (H, W, 3) view of its pixels to draw into, saving a copy.
+
+        Safe to reuse once ``write_frame`` returns: the encoder converts it to YUV at once.
+        """
+        w, h = self.encoding.width_px, self.encoding.height_px
+        frame = av.VideoFrame(w, h, "rgb24")
+        plane = frame.planes[0]
+        pixels = np.frombuffer(plane, np.uint8).reshape(h, plane.line_size)[:, : w * 3].reshape(h, w, 3)
+        return frame, pixels
+
     def write_video(self, rgb: np.ndarray) -> None:
-        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+        self.write_frame(av.VideoFrame.from_ndarray(rgb, format="rgb24"))
+
+    def write_frame(self, frame: av.VideoFrame) -> None:
         frame.pts = self.frames_written * TICKS_PER_FRAME
         frame.time_base = VIDEO_TIME_BASE
         self._container.mux(self._video.encode(frame))
@@ -106,6 +120,7 @@ class Mp4Writer:
             self._container.mux(self._video.encode(None))
             self._container.mux(self._audio.encode(None))
             self._container.close()
+            os.chmod(self._tmp, 0o644)  # mkstemp makes 0600; a finished video is for sharing
             os.replace(self._tmp, self.path)
         except BaseException:
             self._tmp.unlink(missing_ok=True)
@@ -117,10 +132,8 @@ class Mp4Writer:
         if self._closed:
             return
         self._closed = True
-        try:
+        with contextlib.suppress(Exception):  # the file is discarded anyway
             self._container.close()
-        except Exception:  # noqa: BLE001 - the file is discarded anyway
-            pass
         self._tmp.unlink(missing_ok=True)
 
     def __enter__(self) -> Mp4Writer:

@@ -26,6 +26,8 @@ from stream.subtitles import write_subtitles
 logger = logging.getLogger(__name__)
 
 MAX_CHARACTERS_PER_SCENE = 4
+
+FrameSource = Callable[[int, "np.ndarray | None"], np.ndarray]
 MAX_SCRIPT_BYTES = 1_000_000
 
 
@@ -35,7 +37,7 @@ class RenderConfig:
     height_px: int = 512
     set_name: str = "studio"
     language: str = "en-us"  # for auto-cast characters
-    encoding_preset: str = "veryfast"
+    encoding_preset: str = "ultrafast"  # flat cartoon frames stay small even so (~2 MB/min at 512x512)
     timeline: TimelineConfig = field(default_factory=TimelineConfig)
 
 
@@ -122,8 +124,8 @@ def perform(plan: ScenePlan, speech: SpeechEngine, *, config: RenderConfig, time
 
 def render_frames(
     timeline: SceneTimeline, plan: ScenePlan, *, config: RenderConfig, timer: StageTimer
-) -> Callable[[int], np.ndarray]:
-    """A function from frame index to the composed RGB frame of this scene."""
+) -> FrameSource:
+    """A function drawing frame k of this scene (into ``out`` when given)."""
     layout = SceneLayout.for_count(len(plan.cast), width_px=config.width_px, height_px=config.height_px)
     compositor = Compositor(layout=layout, characters=plan.cast, set_name=plan.set_name)
     director = SceneDirector.for_compositor(compositor)
@@ -131,17 +133,17 @@ def render_frames(
     mouths = [timeline.mouth[name] for name in names]
     speaking = np.stack([timeline.speaking(name) for name in names], axis=1)
 
-    def frame(k: int) -> np.ndarray:
+    def frame(k: int, out: np.ndarray | None = None) -> np.ndarray:
         with timer.stage("render"):
             poses = director.poses(k, mouths=[m[k] for m in mouths], speaking=speaking[k])
         with timer.stage("compose"):
-            return compositor.compose(poses)
+            return compositor.compose(poses, out=out)
 
     return frame
 
 
 def write_mp4(
-    timelines: Sequence[tuple[SceneTimeline, Callable[[int], np.ndarray]]],
+    timelines: Sequence[tuple[SceneTimeline, FrameSource]],
     out: Path,
     *,
     config: RenderConfig,
@@ -156,12 +158,13 @@ def write_mp4(
     with Mp4Writer(out, encoding=encoding) as writer, tqdm(
         total=total, unit="frame", disable=not progress, desc=out.name
     ) as bar:
+        frame, pixels = writer.frame_buffer()
         for timeline, frame_at in timelines:
             audio = timeline.audio
             for k in range(timeline.n_frames):
-                rgb = frame_at(k)
+                frame_at(k, pixels)
                 with timer.stage("encode"):
-                    writer.write_video(rgb)
+                    writer.write_frame(frame)
                     writer.write_audio(audio[k * SAMPLES_PER_FRAME : (k + 1) * SAMPLES_PER_FRAME])
                 bar.update(1)
         return writer.frames_written, writer.samples_written

@@ -21,7 +21,7 @@ def test_events_are_ordered_and_inside_the_audio(speech: SpeechEngine) -> None:
     utt = speech.say(TEXT, VoiceSpec())
     starts = [p.start_sample for p in utt.phonemes]
     assert starts == sorted(starts)
-    assert 0 <= starts[0] and starts[-1] <= utt.n_samples
+    assert starts[0] >= 0 and starts[-1] <= utt.n_samples
     assert len(utt.words) == len(TEXT.split())
     # 48 kHz: a 14-word sentence lasts a few seconds.
     assert 2.0 < utt.n_samples / SAMPLE_RATE_HZ < 8.0
@@ -132,3 +132,13 @@ def test_same_text_gives_the_same_samples_whatever_came_before(speech: SpeechEng
     again = speech.say("Where were you last night?", VoiceSpec())
     np.testing.assert_array_equal(first.pcm, again.pcm)
     assert first.phonemes == again.phonemes
+
+
+def test_two_engines_in_one_process_do_not_share_state(speech: SpeechEngine) -> None:
+    other = SpeechEngine()
+    a = speech.say("Where were you last night?", VoiceSpec())
+    other.say("Some other words first.", VoiceSpec(variant="m3"))
+    b = other.say("Where were you last night?", VoiceSpec())
+    c = speech.say("Where were you last night?", VoiceSpec())
+    np.testing.assert_array_equal(a.pcm, b.pcm)
+    np.testing.assert_array_equal(a.pcm, c.pcm)
