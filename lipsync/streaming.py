@@ -51,6 +51,7 @@ class StreamingUtterance:
         self._resampler: av.AudioResampler | None = None
         self._mouth_cache: tuple[int, bool, np.ndarray] | None = None
         self.ready = threading.Event()  # set once the first chunk (or the whole line) exists
+        self.finished = threading.Event()  # set once synthesis has ended (done, cancelled or failed)
 
     # -- writer side (the synthesis thread) ------------------------------------------------
 
@@ -87,6 +88,7 @@ class StreamingUtterance:
             raise
         finally:
             self.ready.set()
+            self.finished.set()
 
     def _resample(self, block: np.ndarray | None) -> np.ndarray:
         assert self._resampler is not None

@@ -28,8 +28,10 @@ def run(scene: LiveScene, start: int, n: int) -> list[FrameState]:
 
 
 def wait_ready(scene: LiveScene) -> None:
+    """Wait until queued lines are fully synthesised: these tests produce frames faster than
+    real time, which live playback (paced by the clock) never does."""
     for line in list(scene._queue):  # noqa: SLF001 - test looks inside on purpose
-        assert line.utt.ready.wait(5.0)
+        assert line.utt.finished.wait(10.0)
 
 
 def test_idle_scene_is_silent_and_mouths_rest(scene: LiveScene) -> None:
