@@ -117,6 +117,8 @@ async def health(request: Request) -> Response:
 
 
 async def control_socket(websocket: WebSocket) -> None:
+    # Accept first so a refusal carries its code and reason (closing before accept is a bare 403).
+    await websocket.accept()
     if not _authorised(websocket):
         await websocket.close(code=4401, reason="a valid access token is required")
         return
@@ -126,7 +128,6 @@ async def control_socket(websocket: WebSocket) -> None:
     if session is None:
         await websocket.close(code=4404, reason="unknown session")
         return
-    await websocket.accept()
     detach = session.attach(websocket.send_text)
     session.emit(session.hello())
     limiter = RateLimiter(rate_per_s=config.messages_per_s, burst=config.message_burst)
@@ -155,7 +156,7 @@ def create_app(config: ServerConfig, *, engine: Engine | None = None) -> Starlet
         config.data_dir.mkdir(parents=True, exist_ok=True)
         app.state.config = config
         app.state.engine = eng
-        app.state.sessions = SessionManager(eng)
+        app.state.sessions = SessionManager(eng, config)
         try:
             yield
         finally:

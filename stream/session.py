@@ -26,6 +26,7 @@ from stream.control import (
     SetScene,
     parse_message,
 )
+from stream.config import ServerConfig
 from stream.engine import Engine
 from stream.ice import keep_loopback_candidates
 from stream.live import FrameState, LiveScene, SceneError
@@ -45,9 +46,12 @@ class OfferError(ValueError):
 
 
 class Session:
-    def __init__(self, *, engine: Engine, scene: LiveScene, pc: RTCPeerConnection | None = None) -> None:
+    def __init__(
+        self, *, engine: Engine, config: ServerConfig, scene: LiveScene, pc: RTCPeerConnection | None = None
+    ) -> None:
         self.id = uuid.uuid4().hex[:12]
         self.engine = engine
+        self.config = config
         self.scene = scene
         self.pc = pc
         self.media = SessionMedia(scene, executor=engine.render_executor)
@@ -92,7 +96,7 @@ class Session:
                 channel.send(text)
 
         detach = self.attach(send)
-        limiter = RateLimiter(rate_per_s=self.engine.config.messages_per_s, burst=self.engine.config.message_burst)
+        limiter = RateLimiter(rate_per_s=self.config.messages_per_s, burst=self.config.message_burst)
 
         @channel.on("message")
         def on_message(message: str | bytes) -> None:
@@ -140,7 +144,7 @@ class Session:
             self.emit({"type": "error", "code": "rate_limited", "message": "too many messages; slow down"})
             return
         try:
-            commands = parse_message(raw, max_bytes=self.engine.config.max_message_bytes)
+            commands = parse_message(raw, max_bytes=self.config.max_message_bytes)
             for command in commands:
                 await self._apply(command, received_at)
         except (ProtocolError, SceneError) as exc:
@@ -242,18 +246,19 @@ class Session:
 class SessionManager:
     """All sessions of one server, with a limit."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, config: ServerConfig) -> None:
         self.engine = engine
+        self.config = config
         self.sessions: dict[str, Session] = {}
 
     async def create(
         self, *, sdp: str, type_: str, cast: list[str] | None = None, set_name: str | None = None
     ) -> tuple[Session, RTCSessionDescription]:
-        if len(self.sessions) >= self.engine.config.max_sessions:
+        if len(self.sessions) >= self.config.max_sessions:
             raise SessionLimitError(
-                f"the server is at its limit of {self.engine.config.max_sessions} sessions; try again later"
+                f"the server is at its limit of {self.config.max_sessions} sessions; try again later"
             )
-        live = self.engine.config.live
+        live = self.config.live
         names = cast or ["MAYA", "LEO"]
         loop = asyncio.get_running_loop()
         scene_config = replace(live, set_name=set_name) if set_name else live
@@ -265,7 +270,7 @@ class SessionManager:
             ),
         )
         pc = RTCPeerConnection()
-        session = Session(engine=self.engine, scene=scene, pc=pc)
+        session = Session(engine=self.engine, config=self.config, scene=scene, pc=pc)
         self.sessions[session.id] = session
 
         @pc.on("datachannel")
@@ -282,7 +287,7 @@ class SessionManager:
         try:
             if type_ != "offer":
                 raise OfferError(f"expected an SDP of type 'offer', got {type_!r}")
-            if self.engine.config.is_loopback:
+            if self.config.is_loopback:
                 sdp = keep_loopback_candidates(sdp)
             try:
                 await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type=type_))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -39,13 +40,16 @@ HALVES = SAMPLES_PER_FRAME // AUDIO_SAMPLES  # 2 audio frames per video frame
 class SessionMedia:
     """Frame states shared by a session's tracks, made once each, in order, off the event loop.
 
-    Keeps at most ``max_buffered_frames`` states (a slow or absent reader cannot grow memory).
+    The worker records each state as it makes it, so a reader cancelled mid-wait (a closing
+    session) loses nothing. Keeps at most ``max_buffered_frames`` states: a slow or absent
+    reader cannot grow memory.
     """
 
     def __init__(self, scene: LiveScene, *, executor: Executor, max_buffered_frames: int = 50) -> None:
         self.scene = scene
         self._executor = executor
         self._states: dict[int, FrameState] = {}
+        self._states_lock = threading.Lock()
         self._next = 0
         self._lock = asyncio.Lock()
         self._max = max_buffered_frames
@@ -61,22 +65,28 @@ class SessionMedia:
         """Seconds to wait until ``seconds_into_stream`` (negative when late)."""
         return self.start_time() + seconds_into_stream - time.monotonic()
 
+    def _produce_through(self, k: int) -> None:
+        """Worker thread: make every state up to frame k and keep it."""
+        while True:
+            with self._states_lock:
+                index = self._next
+                if index > k:
+                    return
+                state = self.scene.produce(index)
+                self._states[index] = state
+                self._next = index + 1
+                for old in [i for i in self._states if i < self._next - self._max]:
+                    del self._states[old]
+
     async def state(self, k: int) -> FrameState:
-        if k not in self._states:
+        if k >= self._next:
             async with self._lock:
-                if self._next <= k:
-                    first, last = self._next, k
-                    made = await asyncio.get_running_loop().run_in_executor(
-                        self._executor, lambda: [self.scene.produce(i) for i in range(first, last + 1)]
-                    )
-                    for st in made:
-                        self._states[st.index] = st
-                    self._next = k + 1
-        state = self._states.get(k)
+                if k >= self._next:
+                    await asyncio.get_running_loop().run_in_executor(self._executor, self._produce_through, k)
+        with self._states_lock:
+            state = self._states.get(k)
         if state is None:
             raise MediaStreamError(f"frame {k} was already dropped (reader more than {self._max} frames behind)")
-        for old in [i for i in self._states if i < self._next - self._max]:
-            del self._states[old]
         return state
 
     async def compose(self, state: FrameState) -> av.VideoFrame:
