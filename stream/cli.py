@@ -73,6 +73,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if args.what == "render":
         width, height = args.size
         report = bench.bench_render(seconds=args.seconds, width_px=width, height_px=height, preset=args.preset)
+    elif args.what == "stream":
+        from stream.bench_stream import bench_stream
+
+        report = bench_stream(seconds=args.seconds if args.seconds != 60.0 else 6.0, lines=args.lines)
     else:
         raise ValueError(f"unknown benchmark {args.what!r}")
     print(json.dumps(report, indent=2))
@@ -105,8 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=_cmd_serve)
 
     bench = sub.add_parser("bench", help="print measured figures as JSON")
-    bench.add_argument("what", choices=["render"])
-    bench.add_argument("--seconds", type=float, default=60.0, help="media length to render")
+    bench.add_argument("what", choices=["render", "stream"])
+    bench.add_argument("--seconds", type=float, default=60.0, help="render: media length; stream: seconds per level (6)")
+    bench.add_argument("--lines", type=int, default=20, help="stream: lines for the latency figures")
     bench.add_argument("--size", type=_size, default=(512, 512))
     bench.add_argument("--preset", default="ultrafast", help="x264 preset")
     bench.set_defaults(func=_cmd_bench)

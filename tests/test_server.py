@@ -22,7 +22,7 @@ from lipsync.timebase import SAMPLE_RATE_HZ, TICKS_PER_FRAME
 from stream.app import create_app
 from stream.config import ServerConfig, ServerConfigError
 from stream.engine import Engine
-from tests.rtc_client import ScenePeer
+from stream.client import ScenePeer
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

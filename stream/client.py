@@ -1,4 +1,7 @@
-"""A real WebRTC client for tests: an aiortc peer that receives the scene and speaks the protocol."""
+"""A Python client for talkie: an aiortc peer that receives the scene and speaks the protocol.
+
+Used by the tests and ``talkie bench stream``, and handy for scripting a session.
+"""
 
 from __future__ import annotations
 
