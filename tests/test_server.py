@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import os
 import threading
 from collections.abc import AsyncIterator, Iterator
 
@@ -142,6 +143,16 @@ async def test_interrupt_silences_the_audio_within_200ms(server: RunningServer) 
     assert energy[t > cut + 0.05].max() < 0.005
 
 
+POOL_PREFIXES = ("talkie-", "asyncio_", "ThreadPoolExecutor-")
+
+
+def _threads() -> tuple[int, set[str]]:
+    """Pooled worker threads (bounded, they grow lazily to their maximum) and every other thread."""
+    threads = threading.enumerate()
+    pooled = [t for t in threads if t.name.startswith(POOL_PREFIXES)]
+    return len(pooled), {t.name for t in threads if t not in pooled}
+
+
 def _live_objects(kind: type) -> int:
     gc.collect()
     return sum(1 for o in gc.get_objects() if isinstance(o, kind))
@@ -159,13 +170,15 @@ async def test_connect_disconnect_cycles_leave_nothing_behind(server: RunningSer
     for _ in range(5):
         await cycle()
     await asyncio.sleep(0.3)
-    tasks_before, threads_before = len(asyncio.all_tasks()), threading.active_count()
+    tasks_before, (_, others_before) = len(asyncio.all_tasks()), _threads()
     for _ in range(45):
         await cycle()
     await asyncio.sleep(0.5)
     assert server.sessions == {}
     assert len(asyncio.all_tasks()) <= tasks_before
-    assert threading.active_count() <= threads_before
+    pooled, others = _threads()
+    assert others <= others_before, f"threads left behind: {others - others_before}"
+    assert pooled <= 2 + 2 + min(32, (os.cpu_count() or 1) + 4)  # synth + render + asyncio's default pool
     assert _live_objects(RTCPeerConnection) == 0
 
 
