@@ -130,7 +130,7 @@ class RigCharacter:
         self._ss = 4 if height_px <= 400 else 3
         self._geom = FaceGeom.for_shape(spec.look.face_shape)
         self._sprites: LruCache[PoseKey, np.ndarray] = LruCache(max_entries=cache_entries)
-        self._bases: LruCache[tuple[int, int, int], np.ndarray] = LruCache(max_entries=16)
+        self._bases: LruCache[tuple[int, ...], np.ndarray] = LruCache(max_entries=16)
         self._patch_cache: LruCache[tuple[Box, object], np.ndarray] = LruCache(max_entries=1024)
         self._build()
 

@@ -136,8 +136,8 @@ async def control_socket(websocket: WebSocket) -> None:
             message = await websocket.receive()
             if message["type"] == "websocket.disconnect":
                 break
-            raw = message.get("text") if message.get("text") is not None else message.get("bytes", b"")
-            await session.handle(raw, limiter)
+            text, data = message.get("text"), message.get("bytes")
+            await session.handle(text if text is not None else (data or b""), limiter)
     except WebSocketDisconnect:
         pass
     finally:

@@ -48,7 +48,6 @@ async def _latency_with_peer(engine: Engine, config: ServerConfig, n_lines: int)
 
     app = create_app(config, engine=engine)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     task = asyncio.create_task(server.serve())
     while not server.started:
         await asyncio.sleep(0.02)

@@ -17,7 +17,7 @@ import itertools
 import logging
 import threading
 from collections.abc import Sequence
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -239,8 +239,13 @@ class LiveScene:
             self._queue.append(line)
         first = self.config.first_chunk_ms * SAMPLE_RATE_HZ // 1000
         future = self._synth.submit(utt.synthesize, self._speech, first_chunk_samples=first)
-        future.add_done_callback(lambda f: f.exception() and logger.error("synthesis of %s failed: %s", line.id, f.exception()))
+        future.add_done_callback(lambda f: self._log_failure(line, f))
         return line
+
+    @staticmethod
+    def _log_failure(line: LiveLine, future: Future[None]) -> None:
+        if not future.cancelled() and future.exception() is not None:
+            logger.error("synthesis of line %s failed: %s", line.id, future.exception())
 
     def interrupt(self) -> int:
         """Drop every queued and playing line; speech stops at the next frame. Returns the new epoch."""

@@ -63,14 +63,14 @@ class Mp4Writer:
         enc = self.encoding
         try:
             self._container = av.open(str(self._tmp), mode="w", format="mp4", options={"movflags": "+faststart"})
-            self._video = self._container.add_stream(enc.codec, rate=25)
+            self._video: av.VideoStream = self._container.add_stream(enc.codec, rate=25)  # type: ignore[assignment]
             self._video.width, self._video.height = enc.width_px, enc.height_px
             self._video.pix_fmt = "yuv420p"
             self._video.time_base = VIDEO_TIME_BASE
             self._video.codec_context.time_base = VIDEO_TIME_BASE
             self._video.options = {"preset": enc.preset, "crf": str(enc.crf)}
             self._video.thread_count = enc.threads
-            self._audio = self._container.add_stream("aac", rate=SAMPLE_RATE_HZ, layout="mono")
+            self._audio: av.AudioStream = self._container.add_stream("aac", rate=SAMPLE_RATE_HZ, layout="mono")  # type: ignore[assignment]
             self._audio.bit_rate = enc.audio_bitrate_bps
             self._audio.time_base = AUDIO_TIME_BASE
         except Exception:
@@ -88,7 +88,7 @@ class Mp4Writer:
         w, h = self.encoding.width_px, self.encoding.height_px
         frame = av.VideoFrame(w, h, "rgb24")
         plane = frame.planes[0]
-        pixels = np.frombuffer(plane, np.uint8).reshape(h, plane.line_size)[:, : w * 3].reshape(h, w, 3)
+        pixels = np.frombuffer(memoryview(plane), np.uint8).reshape(h, plane.line_size)[:, : w * 3].reshape(h, w, 3)
         return frame, pixels
 
     def write_video(self, rgb: np.ndarray) -> None:

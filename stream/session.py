@@ -15,6 +15,7 @@ from typing import Any
 from aiortc import RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 
 from lipsync.timebase import SAMPLE_RATE_HZ
+from stream.config import ServerConfig
 from stream.control import (
     Command,
     GetStats,
@@ -26,7 +27,6 @@ from stream.control import (
     SetScene,
     parse_message,
 )
-from stream.config import ServerConfig
 from stream.engine import Engine
 from stream.ice import keep_loopback_candidates
 from stream.live import FrameState, LiveScene, SceneError

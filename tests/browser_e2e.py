@@ -47,7 +47,6 @@ STATS_JS = """async () => {
 async def main(out: Path, chromium: str) -> dict:
     app = create_app(ServerConfig(data_dir=out / "data"))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     serving = asyncio.create_task(server.serve())
     while not server.started:
         await asyncio.sleep(0.02)

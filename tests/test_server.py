@@ -21,9 +21,9 @@ from avatar.scene import Compositor, SceneLayout
 from avatar.spec import Cast
 from lipsync.timebase import SAMPLE_RATE_HZ, TICKS_PER_FRAME
 from stream.app import create_app
+from stream.client import ScenePeer
 from stream.config import ServerConfig, ServerConfigError
 from stream.engine import Engine
-from stream.client import ScenePeer
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -51,7 +51,6 @@ class RunningServer:
 async def start(config: ServerConfig, engine: Engine) -> tuple[RunningServer, asyncio.Task[None]]:
     app = create_app(config, engine=engine)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     task = asyncio.create_task(server.serve())
     while not server.started:
         await asyncio.sleep(0.01)
