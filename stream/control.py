@@ -23,17 +23,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from lipsync.script import ScriptError, parse_script
+from stream.errors import ClientError
 
 MAX_MESSAGE_BYTES = 64 * 1024
 MAX_SAY_CHARS = 1_000
 
 
-class ProtocolError(ValueError):
-    """A message that cannot be carried out; ``code`` is stable, the message says what was wrong."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
+class ProtocolError(ClientError):
+    """A control message that is malformed or asks for something unknown."""
 
 
 @dataclass(frozen=True, slots=True)

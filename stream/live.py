@@ -33,18 +33,15 @@ from lipsync.streaming import StreamingUtterance
 from lipsync.timebase import SAMPLE_RATE_HZ, SAMPLES_PER_FRAME, frames_for_samples
 from lipsync.visemes import N_VISEMES, SIL
 from lipsync.voices import normalise_language, voice_for_text
+from stream.errors import ClientError
 
 logger = logging.getLogger(__name__)
 
 MAX_LINE_CHARS = 1_000
 
 
-class SceneError(ValueError):
-    """A control request the scene cannot carry out; the message says why."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
+class SceneError(ClientError):
+    """A control request the scene cannot carry out (full scene, bad line, busy character)."""
 
 
 @dataclass(frozen=True, slots=True)

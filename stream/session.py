@@ -21,15 +21,15 @@ from stream.control import (
     GetStats,
     Interrupt,
     Ping,
-    ProtocolError,
     RateLimiter,
     Say,
     SetScene,
     parse_message,
 )
 from stream.engine import Engine
+from stream.errors import ClientError
 from stream.ice import keep_loopback_candidates
-from stream.live import FrameState, LiveScene, SceneError
+from stream.live import FrameState, LiveScene
 from stream.tracks import SceneAudioTrack, SceneVideoTrack, SessionMedia
 
 logger = logging.getLogger(__name__)
@@ -147,7 +147,7 @@ class Session:
             commands = parse_message(raw, max_bytes=self.config.max_message_bytes)
             for command in commands:
                 await self._apply(command, received_at)
-        except (ProtocolError, SceneError) as exc:
+        except ClientError as exc:
             self.emit({"type": "error", "code": exc.code, "message": str(exc)})
 
     async def _apply(self, command: Command, received_at: float) -> None:
