@@ -19,7 +19,7 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
 
@@ -42,6 +42,17 @@ MAX_LINE_CHARS = 1_000
 
 class SceneError(ClientError):
     """A control request the scene cannot carry out (full scene, bad line, busy character)."""
+
+
+class LiveInput(Protocol):
+    """Live audio bound to one character (a microphone, a WHIP publisher, a file).
+
+    ``frame(k)`` is called once per frame, in order, from the producer thread, and must not
+    block: it returns that frame's audio (int16, SAMPLES_PER_FRAME samples, already delayed as
+    much as the mouth) and the character's viseme weights (15,), or None for a closed mouth.
+    """
+
+    def frame(self, k: int) -> tuple[np.ndarray, np.ndarray | None]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +155,7 @@ class LiveScene:
         self._next_start_frame = 0
         self._produced = 0
         self._ids = itertools.count(1)
-        self._pending_notices: list[LineNotice] = []
+        self._inputs: dict[str, LiveInput] = {}
         self.stats = SceneStats()
         specs = self._resolve(names)
         self._view = self._build_view(specs, self.config.set_name, version=1)
@@ -244,6 +255,19 @@ class LiveScene:
         if not future.cancelled() and future.exception() is not None:
             logger.error("synthesis of line %s failed: %s", line.id, future.exception())
 
+    def bind_input(self, name: str, source: LiveInput) -> str:
+        """Let live audio drive ``name`` (brought on screen if there is room); returns the name."""
+        name = self._ensure_on_screen(name)
+        with self._lock:
+            if name in self._inputs:
+                raise SceneError("busy", f"{name} already has a live input; unbind it first")
+            self._inputs[name] = source
+        return name
+
+    def unbind_input(self, name: str) -> None:
+        with self._lock:
+            self._inputs.pop(name, None)
+
     def interrupt(self) -> int:
         """Drop every queued and playing line; speech stops at the next frame. Returns the new epoch."""
         with self._lock:
@@ -263,6 +287,7 @@ class LiveScene:
             notices = self._advance(k)
             view = self._view
             playing = list(self._playing)
+            inputs = list(self._inputs.items())
         mix = np.zeros(SAMPLES_PER_FRAME, np.float32)
         rest = np.zeros(N_VISEMES, np.float32)
         rest[SIL] = 1.0
@@ -277,6 +302,12 @@ class LiveScene:
             if line.speaker in mouths:
                 mouths[line.speaker] = row
         talking = {line.speaker for line in playing}
+        for name, source in inputs:
+            samples, weights = source.frame(k)
+            mix_into(mix, samples, offset=0)
+            if weights is not None and name in mouths:
+                mouths[name] = weights
+                talking.add(name)
         self.stats.frames_produced += 1
         return FrameState(
             index=k,

@@ -112,6 +112,8 @@ class Session:
             channel.on("open", lambda: self.emit(self.hello()))
 
     def emit(self, event: dict[str, Any]) -> None:
+        for tap in list(self.media.taps):
+            tap.event(event)
         text = json.dumps(event, ensure_ascii=False)
         for queue in list(self._outboxes.values()):
             try:

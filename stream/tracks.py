@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
+from typing import Any, Protocol
 
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
@@ -37,6 +38,17 @@ AUDIO_SAMPLES = int(SAMPLE_RATE_HZ * AUDIO_PTIME_S)  # 960
 HALVES = SAMPLES_PER_FRAME // AUDIO_SAMPLES  # 2 audio frames per video frame
 
 
+class MediaTap(Protocol):
+    """Sees exactly what a session streams, in order, on the event loop: it must not block
+    (hand the work to a queue and a worker of its own)."""
+
+    def video(self, frame: av.VideoFrame) -> None: ...
+
+    def audio(self, frame: av.AudioFrame) -> None: ...
+
+    def event(self, event: dict[str, Any]) -> None: ...
+
+
 class SessionMedia:
     """Frame states shared by a session's tracks, made once each, in order, off the event loop.
 
@@ -54,6 +66,7 @@ class SessionMedia:
         self._lock = asyncio.Lock()
         self._max = max_buffered_frames
         self.t0: float | None = None
+        self.taps: list[MediaTap] = []  # e.g. a recorder: sees every frame as it leaves
 
     def start_time(self) -> float:
         """The monotonic time of frame 0, fixed by whichever track asks first."""
@@ -128,6 +141,8 @@ class SceneVideoTrack(MediaStreamTrack):
         self._k = k + 1
         self.frames_sent += 1
         self._on_frame(state, True)
+        for tap in list(self._media.taps):
+            tap.video(frame)
         return frame
 
 
@@ -154,4 +169,6 @@ class SceneAudioTrack(MediaStreamTrack):
         frame.pts = m * AUDIO_SAMPLES
         frame.time_base = AUDIO_TIME_BASE
         self._m = m + 1
+        for tap in list(self._media.taps):
+            tap.audio(frame)
         return frame

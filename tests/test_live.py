@@ -136,3 +136,37 @@ def test_compose_is_a_pure_function_of_the_state(scene: LiveScene) -> None:
     b = scene.compose(states[2])
     assert a.shape == (512, 512, 3)
     np.testing.assert_array_equal(a, b)
+
+
+class ToneInput:
+    """A fake live input: a tone with an open mouth on frames [5, 15), silence otherwise."""
+
+    def __init__(self) -> None:
+        self.asked: list[int] = []
+
+    def frame(self, k: int) -> tuple[np.ndarray, np.ndarray | None]:
+        self.asked.append(k)
+        if 5 <= k < 15:
+            t = np.arange(k * SAMPLES_PER_FRAME, (k + 1) * SAMPLES_PER_FRAME) / 48_000
+            weights = np.zeros(15, np.float32)
+            weights[10] = 1.0  # "aa"
+            return (np.sin(2 * np.pi * 220 * t) * 8000).astype(np.int16), weights
+        return np.zeros(SAMPLES_PER_FRAME, np.int16), None
+
+
+def test_a_live_input_drives_its_character(scene: LiveScene) -> None:
+    tone = ToneInput()
+    name = scene.bind_input("iris", tone)
+    assert name == "IRIS" and "IRIS" in scene.view.names
+    states = run(scene, 0, 20)
+    assert tone.asked == list(range(20))
+    iris = scene.view.names.index("IRIS")
+    for s in states:
+        live = 5 <= s.index < 15
+        assert s.speaking[iris] == live
+        assert (s.mouths[iris][SIL] == 0.0) == live
+        assert (np.abs(s.audio).max() > 1000) == live
+    with pytest.raises(SceneError, match="already has a live input"):
+        scene.bind_input("IRIS", ToneInput())
+    scene.unbind_input("IRIS")
+    assert scene.produce(20).speaking[iris] is False
