@@ -26,6 +26,13 @@ def _size(text: str) -> tuple[int, int]:
     return w, h
 
 
+def _alias(text: str) -> tuple[str, str]:
+    name, sep, canonical = text.partition("=")
+    if not sep or not name.strip() or not canonical.strip():
+        raise ValueError(f"--alias must look like MOM=MAYA, got {text!r}")
+    return name.strip(), canonical.strip()
+
+
 def _cmd_render(args: argparse.Namespace) -> int:
     from stream.offline import RenderConfig, read_script, render_script
 
@@ -33,7 +40,8 @@ def _cmd_render(args: argparse.Namespace) -> int:
     config = RenderConfig(
         width_px=width, height_px=height, set_name=args.set, language=args.lang, encoding_preset=args.preset
     )
-    script = read_script(Path(args.script))
+    aliases = dict(_alias(a) for a in args.alias)
+    script = read_script(Path(args.script), aliases=aliases)
     result = render_script(script, Path(args.output), config=config, progress=not args.quiet)
     print(
         f"wrote {result.path} ({result.n_frames} frames, {result.n_samples / 48000:.2f} s), "
@@ -94,6 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--size", type=_size, default=(512, 512), help="WIDTHxHEIGHT, up to 1280x720")
     render.add_argument("--set", default="studio", help="background set (studio, kitchen, park, office, #rrggbb)")
     render.add_argument("--lang", default="en-us", help="language for characters not in the cast")
+    render.add_argument(
+        "--alias", action="append", default=[], metavar="NAME=CHARACTER",
+        help="another name for a character, e.g. MOM=MAYA (repeatable)",
+    )
     render.add_argument("--preset", default="ultrafast", help="x264 preset (slower presets make smaller files)")
     render.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     render.set_defaults(func=_cmd_render)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,7 +61,7 @@ class ScenePlan:
     lines: tuple[TimedLine, ...]
 
 
-def read_script(path: Path) -> Script:
+def read_script(path: Path, *, aliases: Mapping[str, str] | None = None) -> Script:
     """Read and parse a script file; errors name the file and what is wrong."""
     if not path.is_file():
         raise ScriptError(f"script file {path} does not exist")
@@ -72,7 +72,7 @@ def read_script(path: Path) -> Script:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ScriptError(f"script file {path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
-    return parse_script(text)
+    return parse_script(text, aliases=aliases)
 
 
 def _set_for_heading(heading: str | None, default: str) -> str:

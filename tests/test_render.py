@@ -190,6 +190,16 @@ def test_cli_unwritable_output_and_missing_script(tmp_path: Path) -> None:
     assert done.returncode == 2 and "missing.txt" in done.stderr
 
 
+def test_cli_aliases_resolve_to_one_character(tmp_path: Path) -> None:
+    (tmp_path / "s.txt").write_text("MOM: Dinner!\nMaya: Coming.\n", encoding="utf-8")
+    done = talkie("render", "s.txt", "-o", "out.mp4", "-q", "--size", "128x128", "--alias", "Mom=MAYA", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    srt = (tmp_path / "out.srt").read_text(encoding="utf-8")
+    assert srt.count("MAYA:") == 2 and "MOM" not in srt
+    done = talkie("render", "s.txt", "-o", "out.mp4", "-q", "--alias", "MOM", cwd=tmp_path)
+    assert done.returncode == 2 and "MOM=MAYA" in done.stderr
+
+
 def test_cli_renders(tmp_path: Path) -> None:
     (tmp_path / "s.fountain").write_text(SCRIPT, encoding="utf-8")
     done = talkie("render", "s.fountain", "-o", "out.mp4", "--size", "256x256", "-q", cwd=tmp_path)
