@@ -1,0 +1,289 @@
+"""FrameScheduler: one batched forward pass for the frames of every speaking character.
+
+Callers (one per character per session) submit a ``RenderRequest`` and get a
+``concurrent.futures.Future``. One worker thread forms batches earliest deadline first: it takes
+the most urgent pending request and fills the batch, in deadline order, with others that share
+its ``model_key`` (requests for different weights cannot share a forward pass), up to
+``max_batch``. Model work never runs on the caller's thread or the event loop.
+
+Drop policy: a request whose deadline has passed when its batch is formed is dropped, its future
+fails with ``DeadlineMissed`` and ``stats.dropped_late`` counts it; a late frame is worth less
+than the next one (the renderer repeats the previous frame). The queue is bounded
+(``max_pending``); a request that would overflow it fails at once with ``SchedulerBusy``.
+``cancel(session_id=...)`` flushes a session's pending work on an interrupt.
+
+Deadlines are in seconds of ``clock`` (``time.monotonic`` by default). A session converts a
+frame's media time to a deadline with ``frame_deadline``; stamps stay frame counts, the wall
+clock only paces.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from accel.sampler import sample
+from lipsync.neural.data import FaceCond
+from lipsync.timebase import FPS
+
+logger = logging.getLogger(__name__)
+
+BatchFn = Callable[[list[Any]], Sequence[Any]]
+
+
+class DeadlineMissed(Exception):
+    """The request's deadline passed before it could be rendered; it was dropped."""
+
+
+class SchedulerBusy(Exception):
+    """The scheduler's queue is full; the request was not accepted."""
+
+
+class SchedulerClosed(Exception):
+    """The scheduler was closed before the request ran."""
+
+
+@dataclass(frozen=True)
+class RenderRequest:
+    """One frame (or chunk) to render for one character in one session."""
+
+    character_id: str
+    session_id: str
+    deadline_s: float
+    inputs: Any
+    model_key: str = "default"
+
+
+@dataclass
+class SchedulerStats:
+    submitted: int = 0
+    completed: int = 0
+    dropped_late: int = 0
+    cancelled: int = 0
+    rejected: int = 0
+    failed: int = 0
+    batches: int = 0
+    batch_sizes: list[int] = field(default_factory=list)
+
+
+def frame_deadline(frame_index: int, *, session_start_s: float, latency_ms: float) -> float:
+    """Clock time by which frame ``frame_index`` must be rendered to play on time.
+
+    ``session_start_s`` is the clock time at which frame 0 is displayed; frames must be ready
+    ``latency_ms`` before their display time (the margin for compositing and encoding).
+    """
+    return session_start_s + frame_index / FPS - latency_ms / 1000.0
+
+
+class FrameScheduler:
+    """Batches render requests across characters and sessions, earliest deadline first.
+
+    ``run_batch`` maps a list of request inputs to a list of results (same order). It may be a
+    dict ``{model_key: run_batch}`` when several models are served.
+    """
+
+    def __init__(
+        self,
+        run_batch: BatchFn | dict[str, BatchFn],
+        *,
+        max_batch: int = 4,
+        max_pending: int = 256,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be >= 1, got {max_batch}")
+        self._runners = run_batch if isinstance(run_batch, dict) else {"default": run_batch}
+        self.max_batch = max_batch
+        self.max_pending = max_pending
+        self._clock = clock
+        self._heap: list[tuple[float, int, RenderRequest, Future[Any]]] = []
+        self._seq = itertools.count()
+        self._cv = threading.Condition()
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self.stats = SchedulerStats()
+
+    # --- lifecycle ---------------------------------------------------------------------
+    def start(self) -> FrameScheduler:
+        """Start the worker thread (idempotent)."""
+        with self._cv:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._worker, name="frame-scheduler", daemon=True
+                )
+                self._thread.start()
+        return self
+
+    def close(self, *, timeout_s: float = 5.0) -> None:
+        """Stop the worker; pending requests fail with ``SchedulerClosed``."""
+        with self._cv:
+            self._closed = True
+            pending, self._heap = self._heap, []
+            self._cv.notify_all()
+        for _, _, _, fut in pending:
+            if fut.set_running_or_notify_cancel():
+                fut.set_exception(SchedulerClosed("frame scheduler closed before this request ran"))
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+
+    def __enter__(self) -> FrameScheduler:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- callers -----------------------------------------------------------------------
+    def submit(self, request: RenderRequest) -> Future[Any]:
+        """Queue ``request``; the future resolves to its result or fails (see module doc)."""
+        if request.model_key not in self._runners:
+            raise ValueError(
+                f"no model for model_key {request.model_key!r}; known: {sorted(self._runners)}"
+            )
+        fut: Future[Any] = Future()
+        with self._cv:
+            self.stats.submitted += 1
+            if self._closed:
+                fut.set_exception(SchedulerClosed("frame scheduler is closed"))
+            elif len(self._heap) >= self.max_pending:
+                self.stats.rejected += 1
+                fut.set_exception(
+                    SchedulerBusy(
+                        f"{len(self._heap)} requests pending (max_pending={self.max_pending})"
+                    )
+                )
+            else:
+                heapq.heappush(self._heap, (request.deadline_s, next(self._seq), request, fut))
+                self._cv.notify()
+        return fut
+
+    def cancel(self, *, session_id: str, character_id: str | None = None) -> int:
+        """Drop pending requests of a session (or one of its characters); returns how many."""
+        with self._cv:
+            keep: list[tuple[float, int, RenderRequest, Future[Any]]] = []
+            gone: list[tuple[float, int, RenderRequest, Future[Any]]] = []
+            for item in self._heap:
+                req = item[2]
+                hit = req.session_id == session_id and character_id in (None, req.character_id)
+                (gone if hit else keep).append(item)
+            heapq.heapify(keep)
+            self._heap = keep
+            self.stats.cancelled += len(gone)
+        for _, _, _, fut in gone:
+            fut.cancel()
+        return len(gone)
+
+    def pending(self) -> int:
+        with self._cv:
+            return len(self._heap)
+
+    # --- worker ------------------------------------------------------------------------
+    def _take_batch(self) -> tuple[str, list[tuple[RenderRequest, Future[Any]]]]:
+        """Pop the next batch (lock held): drop late requests, then EDF with one model_key."""
+        now = self._clock()
+        late: list[tuple[RenderRequest, Future[Any]]] = []
+        batch: list[tuple[RenderRequest, Future[Any]]] = []
+        others: list[tuple[float, int, RenderRequest, Future[Any]]] = []
+        key: str | None = None
+        while self._heap and len(batch) < self.max_batch:
+            item = heapq.heappop(self._heap)
+            deadline, _, req, fut = item
+            if deadline < now:
+                late.append((req, fut))
+            elif key is None or req.model_key == key:
+                key = req.model_key
+                batch.append((req, fut))
+            else:
+                others.append(item)
+        for item in others:
+            heapq.heappush(self._heap, item)
+        for req, fut in late:
+            self.stats.dropped_late += 1
+            if fut.set_running_or_notify_cancel():
+                fut.set_exception(
+                    DeadlineMissed(
+                        f"{req.session_id}/{req.character_id}: deadline {req.deadline_s:.3f} s passed at {now:.3f} s"
+                    )
+                )
+        return key or "default", batch
+
+    def run_once(self) -> int:
+        """Form and run one batch on the calling thread; returns its size (0 when idle)."""
+        with self._cv:
+            key, batch = self._take_batch()
+        live = [(req, fut) for req, fut in batch if fut.set_running_or_notify_cancel()]
+        if not live:
+            return 0
+        try:
+            results = self._runners[key]([req.inputs for req, _ in live])
+            if len(results) != len(live):
+                raise RuntimeError(
+                    f"run_batch returned {len(results)} results for {len(live)} inputs"
+                )
+        except Exception as err:  # the batch fails, the scheduler keeps serving
+            logger.exception("frame batch of %d failed", len(live))
+            with self._cv:
+                self.stats.failed += len(live)
+            for _, fut in live:
+                fut.set_exception(err)
+            return len(live)
+        with self._cv:
+            self.stats.batches += 1
+            self.stats.completed += len(live)
+            self.stats.batch_sizes.append(len(live))
+        for (_, fut), result in zip(live, results, strict=True):
+            fut.set_result(result)
+        return len(live)
+
+    def _worker(self) -> None:
+        while True:
+            with self._cv:
+                while not self._heap and not self._closed:
+                    self._cv.wait()
+                if self._closed:
+                    return
+            self.run_once()
+
+
+@dataclass(frozen=True)
+class FaceJob:
+    """Inputs of one FaceGen frame: its condition (batch of 1) and the seed of its noise."""
+
+    cond: FaceCond
+    seed: int
+
+
+def facegen_runner(
+    model: nn.Module, *, steps: int, pad_to: Sequence[int] = (), feather_px: int = 2
+) -> BatchFn:
+    """A ``run_batch`` for FaceGen: stack the jobs' conditions, sample, split per job.
+
+    Each job's noise comes from its own seed, so a frame is the same whether it ran alone or in a
+    batch. ``pad_to`` (e.g. (1, 2, 4)) pads batches up to those sizes by repeating the last job,
+    so a compiled model sees only a few shapes.
+    """
+    sizes = sorted(pad_to)
+
+    def run(jobs: list[Any]) -> list[torch.Tensor]:
+        n = len(jobs)
+        padded = next((s for s in sizes if s >= n), n)
+        jobs = list(jobs) + [jobs[-1]] * (padded - n)
+        cond = FaceCond.cat([j.cond for j in jobs])
+        shape = cond.masked.shape[1:]
+        noise = torch.stack(
+            [torch.randn(shape, generator=torch.Generator().manual_seed(j.seed)) for j in jobs]
+        ).to(device=cond.masked.device, dtype=cond.masked.dtype)
+        with torch.inference_mode():
+            out = sample(model, cond, steps=steps, noise=noise, feather_px=feather_px)
+        return list(out[:n].unbind(0))
+
+    return run
