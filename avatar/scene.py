@@ -21,6 +21,7 @@ from typing import NamedTuple
 import numpy as np
 
 from avatar.cache import LruCache
+from avatar.custom import SpriteCharacter, build_character
 from avatar.draw import over, over_rgb
 from avatar.motion import MotionConfig, MotionModel
 from avatar.pose import Pose
@@ -137,7 +138,7 @@ class _SlotTiles:
     per breath level; a tile then holds just the rectangle the head and back hair cover."""
 
     def __init__(
-        self, rig: RigCharacter, background: np.ndarray, slot: Slot, *, cache_mb: float
+        self, rig: RigCharacter | SpriteCharacter, background: np.ndarray, slot: Slot, *, cache_mb: float
     ) -> None:
         self.rig = rig
         h, w = slot.height_px, slot.width_px
@@ -201,7 +202,7 @@ class Compositor:
         self,
         *,
         layout: SceneLayout,
-        characters: Sequence[RigCharacter | CharacterSpec],
+        characters: Sequence[RigCharacter | SpriteCharacter | CharacterSpec],
         set_name: str = "studio",
         tile_cache_mb: float = 40.0,
     ) -> None:
@@ -212,9 +213,9 @@ class Compositor:
         check_set_name(set_name)
         self.layout = layout
         self.set_name = set_name
-        self.rigs: list[RigCharacter] = []
+        self.rigs: list[RigCharacter | SpriteCharacter] = []
         for ch, slot in zip(characters, layout.slots, strict=True):
-            rig = ch if isinstance(ch, RigCharacter) else RigCharacter(ch, height_px=slot.height_px)
+            rig = build_character(ch, height_px=slot.height_px) if isinstance(ch, CharacterSpec) else ch
             if rig.height_px != slot.height_px:
                 raise ValueError(
                     f"{rig.spec.name} was built {rig.height_px} px tall; "

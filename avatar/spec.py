@@ -112,12 +112,16 @@ class Look:
 
 @dataclass(frozen=True, slots=True)
 class CharacterSpec:
-    """One character: canonical upper-case name, look, voice and the seed of its idle motion."""
+    """One character: canonical upper-case name, look, voice and the seed of its idle motion.
+
+    ``art_dir``: a folder of layered PNGs (``avatar.custom``) drawn instead of the rig's look.
+    """
 
     name: str
     look: Look = field(default_factory=Look)
     voice: VoiceSpec = field(default_factory=VoiceSpec)
     seed: int = 0
+    art_dir: str | None = None
 
     def __post_init__(self) -> None:
         canonical = self.name.strip().upper()

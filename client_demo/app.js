@@ -52,6 +52,13 @@ function onEvent(event) {
     case "line_ended":
       if (event.interrupted) log(`■ ${event.speaker} interrupted at t=${event.media_time_s}s`);
       break;
+    case "input_bound":
+      log(`${event.kind} input drives ${event.character} (+${event.delay_ms} ms)`);
+      break;
+    case "input_ended":
+      log(`${event.character}: ${event.kind || "live"} input ended (${event.reason})`);
+      if (ui.micTrack && event.character === ui.micCharacter) setMic(null);
+      break;
     case "error":
       log(`error (${event.code}): ${event.message}`, "error");
       break;
@@ -72,7 +79,12 @@ async function connect() {
   const pc = new RTCPeerConnection();
   ui.pc = pc;
   pc.addTransceiver("video", { direction: "recvonly" });
-  pc.addTransceiver("audio", { direction: "recvonly" });
+  // sendrecv: the voices come back on it, and the Mic button puts the microphone on it later
+  // (replaceTrack, no renegotiation); the server binds it to a character on {"type": "mic"}.
+  ui.micSender = pc.addTransceiver("audio", { direction: "sendrecv" }).sender;
+  if (ui.micTrack) ui.micTrack.stop();
+  ui.micTrack = null;
+  setMic(null);
   const channel = pc.createDataChannel("control");
   ui.channel = channel;
   channel.onmessage = (e) => onEvent(JSON.parse(e.data));
@@ -138,3 +150,29 @@ $("script-form").addEventListener("submit", (e) => {
   send({ type: "script", text: $("script").value });
 });
 $("interrupt").addEventListener("click", () => send({ type: "interrupt" }));
+
+function setMic(character) {
+  ui.micCharacter = character;
+  $("mic").textContent = character ? `Mic on: ${character}` : "Mic";
+  $("mic").classList.toggle("warn", Boolean(character));
+}
+
+async function toggleMic() {
+  if (!ui.pc || !ui.micSender) return log("connect first", "error");
+  if (ui.micTrack) {
+    send({ type: "mic", character: null });
+    await ui.micSender.replaceTrack(null);
+    ui.micTrack.stop();
+    ui.micTrack = null;
+    return setMic(null);
+  }
+  const stream = await navigator.mediaDevices.getUserMedia({
+    audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true },
+  });
+  ui.micTrack = stream.getAudioTracks()[0];
+  await ui.micSender.replaceTrack(ui.micTrack);
+  const character = $("speaker").value;
+  send({ type: "mic", character });
+  setMic(character);
+}
+$("mic").addEventListener("click", () => toggleMic().catch((e) => log(`microphone: ${e}`, "error")));

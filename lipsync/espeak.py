@@ -204,7 +204,7 @@ class Espeak:
             self._voice = None
             raise UnknownLanguageError(
                 f"espeak-ng has no voice {voice.espeak_name!r}: use a language such as "
-                "'en-us', 'en-gb', 'cmn' (Mandarin) or 'ko' (Korean), and variants m1..m7 / f1..f5"
+                "'en-us', 'en' (British), 'cmn' (Mandarin) or 'ko' (Korean), and variants m1..m7 / f1..f5"
             )
         self._lib.espeak_SetParameter(_PARAM_RATE, voice.rate_wpm, 0)
         self._lib.espeak_SetParameter(_PARAM_PITCH, voice.pitch, 0)

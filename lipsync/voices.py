@@ -10,7 +10,8 @@ LANGUAGE_ALIASES: dict[str, str] = {
     "en": "en-us",
     "english": "en-us",
     "en-us": "en-us",
-    "en-gb": "en-gb",
+    "en-gb": "en",  # espeak-ng's British English voice is "en"
+    "british": "en",
     "zh": "cmn",
     "cmn": "cmn",
     "mandarin": "cmn",

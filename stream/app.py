@@ -7,6 +7,7 @@ it, as ``Authorization: Bearer TOKEN`` or ``?token=TOKEN``.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import json
@@ -22,12 +23,19 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from stream.api import api_routes
 from stream.config import ServerConfig
 from stream.control import RateLimiter
 from stream.engine import Engine
+from stream.export import ExportJobs
 from stream.ice import use_loopback_candidates
+from stream.input_registry import InputHub
 from stream.live import SceneError
+from stream.recorder import Recordings
 from stream.session import OfferError, SessionLimitError, SessionManager
+from stream.store import Store
+from stream.whep import WhepViewers, whep_routes
+from stream.whip import whip_routes
 
 logger = logging.getLogger(__name__)
 
@@ -152,15 +160,29 @@ def create_app(config: ServerConfig, *, engine: Engine | None = None) -> Starlet
         own = engine is None
         if config.is_loopback:
             use_loopback_candidates()
+        # The episode store: opened (migrated, crash-recovered) before anything can record.
+        store = await asyncio.to_thread(Store.open, config.data_dir)
         eng = engine or Engine(config)
-        config.data_dir.mkdir(parents=True, exist_ok=True)
         app.state.config = config
         app.state.engine = eng
         app.state.sessions = SessionManager(eng, config)
+        app.state.store = store
+        app.state.recordings = app.state.sessions.recordings = Recordings(store)
+        app.state.exports = ExportJobs(store)
+        # Live audio inputs (mic, WHIP, files): their models load once here.
+        app.state.sessions.audio_inputs = await asyncio.to_thread(
+            InputHub.load, cast=eng.cast, audio_dir=config.data_dir / "audio"
+        )
+        app.state.whep = WhepViewers()
         try:
             yield
         finally:
+            await app.state.whep.close_all()
             await app.state.sessions.close_all()
+            app.state.sessions.audio_inputs.close()
+            await app.state.recordings.stop_all()
+            await asyncio.to_thread(app.state.exports.close)
+            store.close()
             if own:
                 eng.close()
 
@@ -171,6 +193,9 @@ def create_app(config: ServerConfig, *, engine: Engine | None = None) -> Starlet
         Route("/api/sessions", list_sessions),
         Route("/api/health", health),
         WebSocketRoute("/ws/{session_id}", control_socket),
+        *api_routes(authorised=_authorised),
+        *whip_routes(authorised=_authorised),
+        *whep_routes(authorised=_authorised),
         Mount("/client", app=StaticFiles(directory=CLIENT_DIR), name="client"),
     ]
     return Starlette(routes=routes, lifespan=lifespan)

@@ -8,11 +8,17 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lipsync.espeak import UnknownLanguageError
 from lipsync.script import ScriptError
 from lipsync.timeline import TimelineError
+from stream.episode_cli import add_parser as add_episode_parser
 from stream.mp4 import OutputError
+
+if TYPE_CHECKING:
+    from lipsync.script import Script
+    from stream.offline import RenderConfig
 
 # ValueError covers the typed config errors (ServerConfigError, bad sizes, unknown sets).
 USER_ERRORS = (ScriptError, UnknownLanguageError, TimelineError, OutputError, ValueError)
@@ -38,16 +44,38 @@ def _cmd_render(args: argparse.Namespace) -> int:
 
     width, height = args.size
     config = RenderConfig(
-        width_px=width, height_px=height, set_name=args.set, language=args.lang, encoding_preset=args.preset
+        width_px=width, height_px=height, set_name=args.set, language=args.lang, encoding_preset=args.preset,
+        backend=args.backend, neural_weights_dir=args.neural_weights,
     )
     aliases = dict(_alias(a) for a in args.alias)
     script = read_script(Path(args.script), aliases=aliases)
+    if args.episode or args.scene:
+        _render_into_store(args, script, config)
+    if not args.output:
+        if not (args.episode or args.scene):
+            raise ValueError("give an output file (-o scene.mp4) and/or a store target (--episode ID or --scene ID)")
+        return 0
     result = render_script(script, Path(args.output), config=config, progress=not args.quiet)
     print(
         f"wrote {result.path} ({result.n_frames} frames, {result.n_samples / 48000:.2f} s), "
         f"{result.srt_path.name}, {result.vtt_path.name}"
     )
     return 0
+
+
+def _render_into_store(args: argparse.Namespace, script: Script, config: RenderConfig) -> None:
+    from stream.recorder import record_script
+    from stream.store import Store
+
+    store = Store.open(Path(args.data_dir))
+    try:
+        takes = record_script(
+            store, script, episode_id=args.episode, scene_id=args.scene, config=config, progress=not args.quiet
+        )
+    finally:
+        store.close()
+    for take in takes:
+        print(f"recorded take {take.id} into scene {take.scene_id} ({take.frames} frames, {take.duration_s:.2f} s)")
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
@@ -64,9 +92,26 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         token=args.token or os.environ.get("TALKIE_TOKEN") or None,
         data_dir=Path(args.data_dir),
         max_sessions=args.max_sessions,
-        live=LiveConfig(width_px=width, height_px=height, set_name=args.set),
+        live=LiveConfig(
+            width_px=width, height_px=height, set_name=args.set,
+            backend=args.backend, neural_weights_dir=args.neural_weights,
+        ),
     )
-    app = create_app(config)
+    if args.backend == "neural":  # fail at startup, not in the first session
+        from lipsync.neural.renderer import load_weights_dir
+
+        load_weights_dir(args.neural_weights)
+    engine = None
+    if args.character:  # user art: folders of layered PNGs with a character.json
+        from avatar.custom import art_spec
+        from avatar.spec import Cast
+        from stream.engine import Engine
+
+        cast = Cast.builtin()
+        for folder in args.character:
+            cast.add(art_spec(Path(folder)))
+        engine = Engine(config, cast=cast)
+    app = create_app(config, engine=engine)
     print(f"talkie serving on http://{config.host}:{config.port}/ (data in {config.data_dir})", flush=True)
     uvicorn.run(
         app, host=config.host, port=config.port, loop="uvloop", log_level="warning",
@@ -85,9 +130,37 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         from stream.bench_stream import bench_stream
 
         report = bench_stream(seconds=args.seconds if args.seconds != 60.0 else 6.0, lines=args.lines)
+    elif args.what == "export":
+        from stream.bench_export import bench_export
+
+        report = bench_export(takes=args.takes, episode_s=args.seconds if args.seconds != 60.0 else 600.0)
+    elif args.what == "audio":
+        from stream.bench_audio import bench_audio
+
+        report = bench_audio()
+    elif args.what == "model":
+        from stream.bench_model import bench_shipped_model
+
+        report = bench_shipped_model(weights_dir=args.neural_weights, plot_path=Path(args.plot))
     else:
         raise ValueError(f"unknown benchmark {args.what!r}")
     print(json.dumps(report, indent=2))
+    return 0
+
+
+def _cmd_avatar_build(args: argparse.Namespace) -> int:
+    from avatar.spec import Cast
+    from lipsync.neural.build import BuildConfig, build_character
+
+    spec = Cast.builtin().get(args.character)
+    if spec is None:
+        raise ValueError(f"{args.character!r} is not a built-in character; footage from video is not supported yet")
+    config = BuildConfig(
+        variant=args.variant, n_clips=args.clips, teacher_steps=args.teacher_steps,
+        student_steps=args.student_steps, save_teacher=args.save_teacher, seed=args.seed,
+    )
+    summary = build_character(spec, out_dir=Path(args.out_dir), config=config, progress=not args.quiet)
+    print(json.dumps(summary, indent=2))
     return 0
 
 
@@ -98,7 +171,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     render = sub.add_parser("render", help="render a script (Fountain or NAME: line) to MP4 + SRT + VTT")
     render.add_argument("script", help="script file (.fountain or .txt)")
-    render.add_argument("-o", "--output", required=True, help="output .mp4 path")
+    render.add_argument("-o", "--output", help="output .mp4 path")
+    render.add_argument("--episode", help="also record each script scene as a new scene of this episode (id)")
+    render.add_argument("--scene", help="also record the script as a new take of this scene (id)")
+    render.add_argument("--data-dir", default="data", help="the store for --episode/--scene")
     render.add_argument("--size", type=_size, default=(512, 512), help="WIDTHxHEIGHT, up to 1280x720")
     render.add_argument("--set", default="studio", help="background set (studio, kitchen, park, office, #rrggbb)")
     render.add_argument("--lang", default="en-us", help="language for characters not in the cast")
@@ -108,6 +184,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     render.add_argument("--preset", default="ultrafast", help="x264 preset (slower presets make smaller files)")
     render.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    render.add_argument(
+        "--backend", choices=["rig", "neural"], default="rig",
+        help="neural: trained mouth models repaint the rig's mouths (characters without one keep the rig)",
+    )
+    render.add_argument("--neural-weights", default=None, metavar="DIR", help="per-character models (default: shipped)")
     render.set_defaults(func=_cmd_render)
 
     serve = sub.add_parser("serve", help="start the live server")
@@ -118,15 +199,46 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-sessions", type=int, default=8)
     serve.add_argument("--size", type=_size, default=(512, 512), help="WIDTHxHEIGHT of the scene")
     serve.add_argument("--set", default="studio", help="background set")
+    serve.add_argument(
+        "--character", action="append", default=[], metavar="DIR",
+        help="add a character drawn from a folder of PNGs with a character.json (repeatable)",
+    )
+    serve.add_argument(
+        "--backend", choices=["rig", "neural"], default="rig",
+        help="neural: trained mouth models repaint the rig's mouths (no look-ahead live)",
+    )
+    serve.add_argument("--neural-weights", default=None, metavar="DIR", help="per-character models (default: shipped)")
     serve.set_defaults(func=_cmd_serve)
 
     bench = sub.add_parser("bench", help="print measured figures as JSON")
-    bench.add_argument("what", choices=["render", "stream"])
-    bench.add_argument("--seconds", type=float, default=60.0, help="render: media length; stream: seconds per level (6)")
+    bench.add_argument("what", choices=["render", "stream", "export", "audio", "model"])
+    bench.add_argument("--neural-weights", default=None, metavar="DIR", help="model: models to bench (default: shipped)")
+    bench.add_argument("--plot", default="bench_model.png", help="model: where to write the plot PNG")
+    bench.add_argument(
+        "--seconds", type=float, default=60.0,
+        help="render: media length; stream: seconds per level (6); export: episode length (600)",
+    )
+    bench.add_argument("--takes", type=int, default=20, help="export: takes in the episode")
     bench.add_argument("--lines", type=int, default=20, help="stream: lines for the latency figures")
     bench.add_argument("--size", type=_size, default=(512, 512))
     bench.add_argument("--preset", default="ultrafast", help="x264 preset")
     bench.set_defaults(func=_cmd_bench)
+
+    avatar = sub.add_parser("avatar", help="per-character neural mouth models")
+    avatar_sub = avatar.add_subparsers(dest="avatar_command", required=True)
+    build = avatar_sub.add_parser("build", help="train a character's mouth model from rig renders")
+    build.add_argument("character", help="a built-in character, e.g. MAYA")
+    build.add_argument("-o", "--out-dir", default="lipsync/weights/neural", help="where <name>.safetensors goes")
+    build.add_argument("--variant", default="rig64", help="model size: tiny, rig64, small")
+    build.add_argument("--clips", type=int, default=40, help="spoken lines to render (the last 4 are held out)")
+    build.add_argument("--teacher-steps", type=int, default=3000)
+    build.add_argument("--student-steps", type=int, default=1000)
+    build.add_argument("--save-teacher", action="store_true", help="also keep the teacher")
+    build.add_argument("--seed", type=int, default=0)
+    build.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    build.set_defaults(func=_cmd_avatar_build)
+
+    add_episode_parser(sub)
     return parser
 
 
@@ -141,6 +253,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        # Imported here so that commands without the neural backend never load torch.
+        from lipsync.neural.checkpoint import CheckpointError
+
+        if not isinstance(exc, CheckpointError):
+            raise
+        print(f"talkie: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -8,11 +8,16 @@ Client → server::
     {"type": "scene", "cast": ["MAYA", "LEO", "IRIS"], "set": "kitchen"}  (either key optional)
     {"type": "stats"}
     {"type": "ping"}
+    {"type": "record", "action": "start", "scene_id": "sc_…", "take_name": "Take 3"}  (take_name optional)
+    {"type": "record", "action": "stop"}
+    {"type": "mic", "character": "MAYA"}      (the page's microphone drives MAYA; null: nobody)
+    {"type": "play", "character": "LEO", "file": "hello.wav"}  (a file of the server's audio folder)
+    {"type": "unbind", "character": "MAYA"}   (end the live input driving MAYA)
 
 Server → client: ``hello``, ``line_queued``, ``line_started`` (with ``media_time_s`` and
-``latency_ms``), ``line_ended`` (with ``interrupted``), ``scene``, ``stats``, ``pong`` and
-``error`` (with ``code`` and ``message``). Every malformed message gets an ``error`` event and
-the session goes on.
+``latency_ms``), ``line_ended`` (with ``interrupted``), ``scene``, ``stats``, ``pong``,
+``take_started`` / ``take_stopped`` (recording) and ``error`` (with ``code`` and ``message``).
+Every malformed message gets an ``error`` event and the session goes on.
 """
 
 from __future__ import annotations
@@ -62,7 +67,26 @@ class Ping:
     pass
 
 
-Command = Say | Interrupt | SetScene | GetStats | Ping
+@dataclass(frozen=True, slots=True)
+class Record:
+    """Start a take of this session into a scene of the store, or stop the take."""
+
+    action: str  # "start" | "stop"
+    scene_id: str | None = None
+    take_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BindInput:
+    """Live audio → a character: the page's microphone ("mic", character None unbinds it),
+    a server-side file ("play"), or no input at all ("unbind")."""
+
+    action: str  # "mic" | "play" | "unbind"
+    character: str | None
+    file: str | None = None
+
+
+Command = Say | Interrupt | SetScene | GetStats | Ping | Record | BindInput
 
 
 def _field(msg: dict[str, Any], name: str, kind: type, *, required: bool = True) -> Any:
@@ -128,8 +152,27 @@ def parse_message(raw: str | bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> li
         return [GetStats()]
     if kind == "ping":
         return [Ping()]
+    if kind == "record":
+        action = _field(msg, "action", str)
+        if action == "stop":
+            return [Record(action="stop")]
+        if action != "start":
+            raise ProtocolError("bad_message", f"'action' must be 'start' or 'stop', got {action!r}")
+        scene_id = _field(msg, "scene_id", str)
+        return [Record(action="start", scene_id=scene_id, take_name=_field(msg, "take_name", str, required=False))]
+    if kind in ("mic", "play", "unbind"):
+        character = msg.get("character")
+        if kind == "mic" and character is None:
+            return [BindInput(action="mic", character=None)]
+        character = _field(msg, "character", str).strip()
+        if not character:
+            raise ProtocolError("bad_message", "'character' is empty")
+        file = _field(msg, "file", str) if kind == "play" else None
+        return [BindInput(action=kind, character=character, file=file)]
     raise ProtocolError(
-        "unknown_type", f"unknown message type {kind!r}; expected say, script, interrupt, scene, stats or ping"
+        "unknown_type",
+        f"unknown message type {kind!r}; expected say, script, interrupt, scene, stats, ping, record, "
+        "mic, play or unbind",
     )
 
 

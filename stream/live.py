@@ -16,10 +16,10 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 
@@ -34,6 +34,9 @@ from lipsync.timebase import SAMPLE_RATE_HZ, SAMPLES_PER_FRAME, frames_for_sampl
 from lipsync.visemes import N_VISEMES, SIL
 from lipsync.voices import normalise_language, voice_for_text
 from stream.errors import ClientError
+
+if TYPE_CHECKING:
+    from lipsync.neural.model import FaceGen
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +68,8 @@ class LiveConfig:
     gap_ms: int = 200
     max_queued_lines: int = 32
     max_characters: int = 4
+    backend: str = "rig"  # "neural": trained mouth models repaint the rig's mouths
+    neural_weights_dir: str | None = None  # None: the shipped lipsync/weights/neural
 
 
 @dataclass(eq=False)
@@ -143,8 +148,19 @@ class LiveScene:
         synth_executor: Executor,
         config: LiveConfig | None = None,
         names: Sequence[str] = ("MAYA", "LEO"),
+        neural_models: Mapping[str, FaceGen] | None = None,
     ) -> None:
         self.config = config or LiveConfig()
+        # Neural backend: per-character students (lipsync/neural/renderer.py); None = the rig only.
+        if self.config.backend not in ("rig", "neural"):
+            raise ValueError(f"backend must be 'rig' or 'neural', got {self.config.backend!r}")
+        self._neural_models = dict(neural_models) if neural_models else None
+        if self._neural_models is None and self.config.backend == "neural":
+            from lipsync.neural.renderer import load_weights_dir
+
+            self._neural_models = load_weights_dir(self.config.neural_weights_dir)
+        self._painters: dict[int, Any] = {}  # view version -> NeuralFaceRenderer
+        self._paint_lock = threading.Lock()
         self._cast = cast
         self._speech = speech
         self._synth = synth_executor
@@ -362,7 +378,22 @@ class LiveScene:
         """The RGB picture of ``state`` (pure: depends only on the state)."""
         view = state.view
         poses = view.director.poses(state.index, mouths=state.mouths, speaking=state.speaking)
-        return view.compositor.compose(poses)
+        frame = view.compositor.compose(poses)
+        if self._neural_models is None:
+            return frame
+        # Live has no look-ahead: each drive window holds this frame's weights in every slot.
+        with self._paint_lock:
+            painter = self._painters.get(view.version)
+            if painter is None:
+                from lipsync.neural.renderer import NeuralFaceRenderer
+
+                painter = NeuralFaceRenderer(compositor=view.compositor, models=self._neural_models)
+                rig_only = [n for n in view.names if n not in self._neural_models]
+                if rig_only:
+                    logger.warning("neural backend: no model for %s; rig mouths for them", rig_only)
+                self._painters = {view.version: painter}
+            drives = [np.repeat(np.asarray(m, np.float32)[:, None], 5, axis=1) for m in state.mouths]
+            return painter.paint(frame, drives)
 
     @property
     def media_samples(self) -> int:

@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -23,12 +24,16 @@ from stream.mp4 import Mp4Writer, VideoEncoding, check_writable
 from stream.stages import NullTimer, StageTimer
 from stream.subtitles import write_subtitles
 
+if TYPE_CHECKING:
+    from lipsync.neural.renderer import NeuralFaceRenderer
+
 logger = logging.getLogger(__name__)
 
 MAX_CHARACTERS_PER_SCENE = 4
 
 FrameSource = Callable[[int, "np.ndarray | None"], np.ndarray]
 MAX_SCRIPT_BYTES = 1_000_000
+BACKENDS = ("rig", "neural")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +44,12 @@ class RenderConfig:
     language: str = "en-us"  # for auto-cast characters
     encoding_preset: str = "ultrafast"  # flat cartoon frames stay small even so (~2 MB/min at 512x512)
     timeline: TimelineConfig = field(default_factory=TimelineConfig)
+    backend: str = "rig"  # "rig", or "neural": trained mouth models repaint the rig's mouths
+    neural_weights_dir: str | None = None  # None: the shipped lipsync/weights/neural
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +133,20 @@ def perform(plan: ScenePlan, speech: SpeechEngine, *, config: RenderConfig, time
     )
 
 
+def _neural_painter(
+    compositor: Compositor, names: Sequence[str], config: RenderConfig
+) -> tuple[NeuralFaceRenderer, Callable[[np.ndarray], np.ndarray]] | None:
+    # Imported here: torch loads only when the neural backend is asked for.
+    from lipsync.neural.data import viseme_windows
+    from lipsync.neural.renderer import NeuralFaceRenderer, load_cast_models
+
+    models = load_cast_models(names, weights_dir=config.neural_weights_dir)
+    if not models:
+        logger.warning("neural backend: no character of %s has a model; rendering with the rig", list(names))
+        return None
+    return NeuralFaceRenderer(compositor=compositor, models=models), viseme_windows
+
+
 def render_frames(
     timeline: SceneTimeline, plan: ScenePlan, *, config: RenderConfig, timer: StageTimer
 ) -> FrameSource:
@@ -132,12 +157,19 @@ def render_frames(
     names = [spec.name for spec in plan.cast]
     mouths = [timeline.mouth[name] for name in names]
     speaking = np.stack([timeline.speaking(name) for name in names], axis=1)
+    neural = _neural_painter(compositor, names, config) if config.backend == "neural" else None
+    painter = neural[0] if neural is not None else None
+    drives = [neural[1](m) for m in mouths] if neural is not None else []
 
     def frame(k: int, out: np.ndarray | None = None) -> np.ndarray:
         with timer.stage("render"):
             poses = director.poses(k, mouths=[m[k] for m in mouths], speaking=speaking[k])
         with timer.stage("compose"):
-            return compositor.compose(poses, out=out)
+            img = compositor.compose(poses, out=out)
+        if painter is None:
+            return img
+        with timer.stage("neural"):
+            return painter.paint(img, [d[min(k, d.shape[0] - 1)] for d in drives])
 
     return frame
 

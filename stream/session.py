@@ -10,18 +10,20 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiortc import RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 
 from lipsync.timebase import SAMPLE_RATE_HZ
 from stream.config import ServerConfig
 from stream.control import (
+    BindInput,
     Command,
     GetStats,
     Interrupt,
     Ping,
     RateLimiter,
+    Record,
     Say,
     SetScene,
     parse_message,
@@ -29,8 +31,12 @@ from stream.control import (
 from stream.engine import Engine
 from stream.errors import ClientError
 from stream.ice import keep_loopback_candidates
+from stream.input_registry import InputHub, SessionInputs
 from stream.live import FrameState, LiveScene
 from stream.tracks import SceneAudioTrack, SceneVideoTrack, SessionMedia
+
+if TYPE_CHECKING:
+    from stream.recorder import Recordings
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +69,8 @@ class Session:
         self._closed = asyncio.Event()
         self._pending: set[asyncio.Task[Any]] = set()
         self._announced_cast = scene.view.names
+        self.recordings: Recordings | None = None  # set by the manager when the server has a store
+        self.inputs: SessionInputs | None = None  # live audio inputs: set by the manager
 
     # -- outgoing events -----------------------------------------------------------------
 
@@ -177,6 +185,12 @@ class Session:
             self.emit(self.stats())
         elif isinstance(command, Ping):
             self.emit({"type": "pong"})
+        elif isinstance(command, Record):
+            if self.recordings is None:
+                raise ClientError("recording_unavailable", "this server has no episode store to record into")
+            await self.recordings.handle(self, command)
+        elif isinstance(command, BindInput):
+            await self._bind_input(command)
         if self.scene.view.names != self._announced_cast:
             # Someone new walked on (auto-cast by a line) or the cast was changed.
             self._announced_cast = self.scene.view.names
@@ -225,10 +239,27 @@ class Session:
 
     # -- life cycle ----------------------------------------------------------------------
 
+    async def _bind_input(self, command: BindInput) -> None:
+        if self.inputs is None:
+            raise ClientError("audio_unavailable", "this server takes no live audio inputs")
+        if command.action == "mic":
+            await self.inputs.bind_mic(command.character)
+        elif command.action == "play" and command.character and command.file:
+            await self.inputs.play(self.inputs.audio_file(command.file), command.character, name=command.file)
+        elif command.character:
+            await self.inputs.unbind(command.character)
+
     async def close(self) -> None:
         if self._closed.is_set():
             return
         self._closed.set()
+        if self.inputs is not None:
+            await self.inputs.close()
+        if self.recordings is not None and self.recordings.active(self.id) is not None:
+            try:
+                await self.recordings.stop(self, wait=False)  # the take keeps what streamed
+            except ClientError as exc:
+                logger.error("session %s: closing its take failed: %s", self.id, exc)
         self.scene.interrupt()
         self.video.stop()
         self.audio.stop()
@@ -252,6 +283,8 @@ class SessionManager:
         self.engine = engine
         self.config = config
         self.sessions: dict[str, Session] = {}
+        self.recordings: Recordings | None = None  # the app sets it when it opens the store
+        self.audio_inputs: InputHub | None = None  # the app sets it: live audio inputs
 
     async def create(
         self, *, sdp: str, type_: str, cast: list[str] | None = None, set_name: str | None = None
@@ -273,7 +306,18 @@ class SessionManager:
         )
         pc = RTCPeerConnection()
         session = Session(engine=self.engine, config=self.config, scene=scene, pc=pc)
+        session.recordings = self.recordings
         self.sessions[session.id] = session
+        if self.audio_inputs is not None:
+            session.inputs = SessionInputs(
+                hub=self.audio_inputs, session_id=session.id, scene=scene, emit=session.emit,
+                scene_event=session._scene_event, executor=self.engine.synth_executor,
+            )
+
+            @pc.on("track")
+            def on_track(track: Any) -> None:
+                if track.kind == "audio" and session.inputs is not None:
+                    session.inputs.set_mic_track(track)  # the page's microphone, bound on request
 
         @pc.on("datachannel")
         def on_datachannel(channel: RTCDataChannel) -> None:

@@ -40,7 +40,8 @@ HALVES = SAMPLES_PER_FRAME // AUDIO_SAMPLES  # 2 audio frames per video frame
 
 class MediaTap(Protocol):
     """Sees exactly what a session streams, in order, on the event loop: it must not block
-    (hand the work to a queue and a worker of its own)."""
+    (hand the work to a queue and a worker of its own). Each video frame it gets is its own
+    copy, free to convert or encode in any thread."""
 
     def video(self, frame: av.VideoFrame) -> None: ...
 
@@ -102,9 +103,16 @@ class SessionMedia:
             raise MediaStreamError(f"frame {k} was already dropped (reader more than {self._max} frames behind)")
         return state
 
-    async def compose(self, state: FrameState) -> av.VideoFrame:
-        def work() -> av.VideoFrame:
-            return av.VideoFrame.from_ndarray(self.scene.compose(state), format="rgb24")
+    async def compose(self, state: FrameState, *, copies: int = 0) -> list[av.VideoFrame]:
+        """The picture of ``state`` as a video frame, plus ``copies`` independent frames of it.
+
+        Each tap gets a frame of its own: PyAV frames cache a pixel converter that is not
+        thread-safe, and the RTP sender converts the streamed frame in another thread.
+        """
+
+        def work() -> list[av.VideoFrame]:
+            rgb = self.scene.compose(state)
+            return [av.VideoFrame.from_ndarray(rgb, format="rgb24") for _ in range(1 + copies)]
 
         return await asyncio.get_running_loop().run_in_executor(self._executor, work)
 
@@ -135,14 +143,16 @@ class SceneVideoTrack(MediaStreamTrack):
             self.frames_skipped += skip
             k += skip
         state = await self._media.state(k)
-        frame = await self._media.compose(state)
-        frame.pts = k * TICKS_PER_FRAME
-        frame.time_base = VIDEO_TIME_BASE
+        taps = list(self._media.taps)
+        frame, *copies = await self._media.compose(state, copies=len(taps))
+        for f in (frame, *copies):
+            f.pts = k * TICKS_PER_FRAME
+            f.time_base = VIDEO_TIME_BASE
         self._k = k + 1
         self.frames_sent += 1
         self._on_frame(state, True)
-        for tap in list(self._media.taps):
-            tap.video(frame)
+        for tap, copy in zip(taps, copies, strict=True):
+            tap.video(copy)
         return frame
 
 

@@ -1,0 +1,195 @@
+"""The store's REST API: CRUD and ordering, choosing takes, recording, export jobs, errors, schema."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import av
+import pytest
+from test_store_support import synthetic_take
+
+from stream.api import ENDPOINTS
+from stream.app import create_app
+from stream.config import ServerConfig
+from stream.engine import Engine
+from stream.live import LiveScene
+from stream.recorder import RecorderConfig
+from stream.session import Session
+from stream.store import Store
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # starlette would rather its test client used httpx2
+    from starlette.testclient import TestClient
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[Engine]:
+    eng = Engine(ServerConfig())
+    yield eng
+    eng.close()
+
+
+@pytest.fixture
+def client(engine: Engine, tmp_path: Path) -> Iterator[TestClient]:
+    with TestClient(create_app(ServerConfig(data_dir=tmp_path / "data"), engine=engine)) as http:
+        yield http
+
+
+def ok(response: Any, status: int = 200) -> Any:
+    assert response.status_code == status, response.text
+    return response.json() if response.content else None
+
+
+def refused(response: Any, status: int, code: str, *words: str) -> None:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["error"] == code, body
+    assert all(w in body["message"] for w in words), body["message"]
+
+
+def make_episode(http: TestClient, n_scenes: int = 2) -> tuple[str, str, list[str]]:
+    series = ok(http.post("/api/series", json={"name": "Harbour Lights"}), 201)
+    episode = ok(http.post(f"/api/series/{series['id']}/episodes", json={"name": "Pilot"}), 201)
+    scenes = [ok(http.post(f"/api/episodes/{episode['id']}/scenes", json={"name": f"S{i}"}), 201)["id"]
+              for i in range(n_scenes)]
+    return series["id"], episode["id"], scenes
+
+
+def test_series_episodes_scenes_and_takes_over_rest(client: TestClient) -> None:
+    store: Store = client.app.state.store  # type: ignore[attr-defined]
+    series_id, _, _ = make_episode(client, 0)
+    maya = ok(client.post(f"/api/series/{series_id}/characters", json={"name": "maya"}), 201)
+    assert maya["name"] == "MAYA" and maya["spec"]["voice"]["variant"] == "f2"  # the built-in look and voice
+    custom = {"name": "Nell", "look": {"hair_style": "bob", "hair_rgb": [200, 40, 40]}, "voice": {"pitch": 70}, "seed": 3}
+    nell = ok(client.post(f"/api/series/{series_id}/characters", json=custom), 201)
+    assert nell["spec"]["look"]["hair_rgb"] == [200, 40, 40]
+    kitchen = ok(client.post(f"/api/series/{series_id}/sets", json={"name": "Mum's kitchen", "backdrop": "kitchen"}), 201)
+
+    episodes = [ok(client.post(f"/api/series/{series_id}/episodes", json={"name": f"Ep {i}"}), 201) for i in range(3)]
+    ok(client.patch(f"/api/episodes/{episodes[2]['id']}", json={"position": 0, "name": "Ep 2 (cold open)"}))
+    detail = ok(client.get(f"/api/series/{series_id}"))
+    assert [e["name"] for e in detail["episodes"]] == ["Ep 2 (cold open)", "Pilot", "Ep 0", "Ep 1"]
+    assert [c["name"] for c in detail["characters"]] == ["MAYA", "NELL"] and detail["sets"][0]["id"] == kitchen["id"]
+
+    ep = episodes[0]["id"]
+    a = ok(client.post(f"/api/episodes/{ep}/scenes", json={"name": "Breakfast", "set_id": kitchen["id"]}), 201)
+    b = ok(client.post(f"/api/episodes/{ep}/scenes", json={"name": "Opening", "position": 0, "transition_ms": 0}), 201)
+    assert [s["id"] for s in ok(client.get(f"/api/episodes/{ep}/scenes"))["scenes"]] == [b["id"], a["id"]]
+    first = synthetic_take(store, a["id"], colour=(200, 0, 0), freq_hz=400, frames=5)
+    second = synthetic_take(store, a["id"], colour=(0, 200, 0), freq_hz=500, frames=6)
+    assert ok(client.get(f"/api/scenes/{a['id']}"))["playing_take_id"] == second.id  # latest by default
+    assert ok(client.post(f"/api/takes/{first.id}/choose"))["playing_take_id"] == first.id
+    scene = ok(client.patch(f"/api/scenes/{a['id']}", json={"chosen_take_id": None, "transition_ms": 480, "name": "Brunch"}))
+    assert (scene["playing_take_id"], scene["transition_ms"], scene["name"]) == (second.id, 480, "Brunch")
+    assert ok(client.patch(f"/api/takes/{first.id}", json={"name": "the good one"}))["name"] == "the good one"
+    take = ok(client.get(f"/api/takes/{second.id}"))
+    assert take["frames"] == 6 and take["duration_s"] == 0.24 and take["lines"] == []
+
+    ok(client.delete(f"/api/takes/{second.id}"), 204)
+    refused(client.get(f"/api/takes/{second.id}"), 404, "not_found", second.id)
+    ok(client.delete(f"/api/episodes/{ep}"), 204)
+    assert not store.media.take_dir(first.id).exists()
+    ok(client.delete(f"/api/series/{series_id}"), 204)
+    assert ok(client.get("/api/series"))["series"] == []
+
+
+def test_bad_requests_get_clear_errors(client: TestClient) -> None:
+    series_id, episode_id, (scene_a, scene_b) = make_episode(client)
+    refused(client.post("/api/series", json={"name": "Season 1/Extras"}), 400, "bad_name", "path separator '/'")
+    refused(client.post(f"/api/series/{series_id}/episodes", json={"name": "..\\x"}), 400, "bad_name", "'\\\\'")
+    refused(client.post("/api/series", content=b"{nope"), 400, "bad_json", "not JSON")
+    refused(client.post("/api/series", json=["a"]), 400, "bad_json", "JSON object")
+    refused(client.post("/api/series", json={}), 400, "bad_name", "must be a string")
+    missing = "ep_00000000000000aa"
+    refused(client.get(f"/api/episodes/{missing}"), 404, "not_found", missing)
+    refused(client.patch("/api/scenes/sc_00000000000000aa", json={"name": "x"}), 404, "not_found")
+    refused(client.delete("/api/takes/tk_00000000000000aa"), 404, "not_found")
+    refused(client.get("/api/series/nonsense/episodes"), 404, "not_found", "nonsense")
+    refused(client.patch(f"/api/episodes/{episode_id}", json={"position": 5}), 400, "bad_position", "from 0 to 0")
+    refused(client.patch(f"/api/scenes/{scene_a}", json={"transition_ms": 30}), 400, "bad_transition", "40 ms")
+    refused(client.post(f"/api/series/{series_id}/sets", json={"name": "Moon", "backdrop": "moonbase"}), 400, "bad_set", "known sets")
+    refused(client.post(f"/api/series/{series_id}/characters", json={"name": "X", "look": {"hair_style": "mohawk"}}),
+            400, "bad_character", "hair_style")
+    ok(client.post(f"/api/series/{series_id}/characters", json={"name": "LEO"}), 201)
+    refused(client.post(f"/api/series/{series_id}/characters", json={"name": "leo"}), 409, "duplicate_name", "LEO")
+    store: Store = client.app.state.store  # type: ignore[attr-defined]
+    take = synthetic_take(store, scene_a, colour=(1, 2, 3), freq_hz=300, frames=3)
+    refused(client.patch(f"/api/scenes/{scene_b}", json={"chosen_take_id": take.id}), 400, "bad_take", "another scene")
+
+
+def test_the_openapi_schema_describes_every_endpoint(client: TestClient) -> None:
+    schema = ok(client.get("/api/openapi.json"))
+    assert schema["openapi"].startswith("3.")
+    for endpoint in ENDPOINTS:
+        assert endpoint.method.lower() in schema["paths"][endpoint.path], endpoint.path
+    take = schema["components"]["schemas"]["Take"]["properties"]
+    assert take["frames"] == {"type": "integer"} and take["ended_at"] == {"type": "number", "nullable": True}
+    create = schema["paths"]["/api/series/{series_id}/episodes"]["post"]
+    assert create["requestBody"]["content"]["application/json"]["schema"]["required"] == ["name"]
+    assert "507" in create["responses"]
+
+
+def test_an_export_job_runs_and_its_files_download(client: TestClient, tmp_path: Path) -> None:
+    store: Store = client.app.state.store  # type: ignore[attr-defined]
+    _, episode_id, scenes = make_episode(client)
+    refused(client.post(f"/api/episodes/{episode_id}/export"), 409, "nothing_to_export", "record or render a take")
+    refused(client.post("/api/episodes/ep_00000000000000aa/export"), 404, "not_found")
+    synthetic_take(store, scenes[0], colour=(200, 0, 0), freq_hz=400, frames=15,
+                   lines=[("MAYA", "Hello & <welcome>", 1920, 9600)])
+    synthetic_take(store, scenes[1], colour=(0, 0, 200), freq_hz=600, frames=10)
+    job = ok(client.post(f"/api/episodes/{episode_id}/export"), 202)
+    deadline = time.monotonic() + 30
+    while job["status"] == "running" and time.monotonic() < deadline:
+        refused(client.get(f"/api/exports/{job['id']}/files/mp4"), 409, "not_ready")
+        time.sleep(0.05)
+        job = ok(client.get(f"/api/exports/{job['id']}"))
+    assert job["status"] == "done" and job["frames"] == 25 and job["progress"] == 1, job
+    mp4 = client.get(f"/api/exports/{job['id']}/files/mp4")
+    assert mp4.status_code == 200 and mp4.headers["content-type"] == "video/mp4"
+    (tmp_path / "dl.mp4").write_bytes(mp4.content)
+    with av.open(str(tmp_path / "dl.mp4")) as container:
+        assert sum(1 for _ in container.decode(video=0)) == 25
+    vtt = client.get(f"/api/exports/{job['id']}/files/vtt").text
+    assert "00:00:00.040 --> 00:00:00.200\n<v MAYA>Hello &amp; &lt;welcome&gt;" in vtt
+    assert client.get(f"/api/exports/{job['id']}/files/otio").json()["OTIO_SCHEMA"].startswith("Timeline")
+    refused(client.get(f"/api/exports/{job['id']}/files/exe"), 400, "bad_kind", "mp4, srt, vtt, otio")
+
+
+def test_recording_over_rest_and_its_errors(client: TestClient, engine: Engine) -> None:
+    _, _, (scene_id, _) = make_episode(client)
+    app: Any = client.app
+    scene = LiveScene(cast=engine.cast, speech=engine.speech, synth_executor=engine.synth_executor)
+    session = Session(engine=engine, config=app.state.config, scene=scene)
+    session.recordings = app.state.recordings
+    app.state.sessions.sessions[session.id] = session
+    url = f"/api/sessions/{session.id}/record"
+    refused(client.post("/api/sessions/nope/record", json={"scene_id": scene_id}), 404, "not_found", "session")
+    refused(client.post(url, json={}), 400, "bad_field", "'scene_id'")
+    refused(client.post(url, json={"scene_id": "sc_00000000000000aa"}), 404, "not_found", "scene")
+    refused(client.post(url, json={"scene_id": scene_id, "take_name": "a/b"}), 400, "bad_name")
+    roomy = app.state.recordings.config
+    app.state.recordings.config = RecorderConfig(min_free_bytes=1 << 62)
+    refused(client.post(url, json={"scene_id": scene_id}), 507, "disk_full", "MiB free")
+    app.state.recordings.config = roomy
+    take = ok(client.post(url, json={"scene_id": scene_id, "take_name": "Take A"}), 201)
+    assert take["status"] == "recording" and take["cast"] == ["MAYA", "LEO"] and take["set_name"] == "studio"
+    refused(client.post(url, json={"scene_id": scene_id}), 409, "already_recording", take["id"])
+    stopped = ok(client.delete(url))
+    assert stopped["id"] == take["id"] and stopped["status"] == "complete"
+    refused(client.delete(url), 409, "not_recording")
+    series = ok(client.get("/api/series"))["series"][0]
+    assert [c["name"] for c in ok(client.get(f"/api/series/{series['id']}/characters"))["characters"]] == ["MAYA", "LEO"]
+
+
+def test_the_api_needs_the_token_when_one_is_set(engine: Engine, tmp_path: Path) -> None:
+    token = "s3cret-token"
+    config = ServerConfig(host="0.0.0.0", token=token, data_dir=tmp_path / "data")
+    with TestClient(create_app(config, engine=engine)) as http:
+        refused(http.get("/api/series"), 401, "unauthorised")
+        refused(http.get("/api/openapi.json"), 401, "unauthorised")
+        assert http.get("/api/series", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+        assert http.post(f"/api/series?token={token}", json={"name": "ok"}).status_code == 201
