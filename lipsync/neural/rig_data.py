@@ -1,0 +1,259 @@
+"""Training data from the rig: face crops of a built-in character speaking espeak-ng lines.
+
+For each line the character is drawn alone in a ``frame_px`` square by the same ``Compositor`` and
+``SceneDirector`` the renderer uses (idle head motion included), frame k with the mouth of the
+utterance's viseme weights for frame k. Around the character's mouth box (``Compositor.mouth_boxes``,
+which already allows for head motion) a square face region is cut, resized to the model's
+``crop_px``; the mouth box itself, in crop pixels, is the mouth mask. The reference is the same
+region of the rest pose (closed mouth), and the drive is ``viseme_windows`` of the mouth track, so
+row k of the dataset is frame k of the clip.
+
+``FaceRegion``, ``crop_regions`` and ``paste_regions`` are shared with the neural renderer, so
+training and inference cut and paste exactly the same pixels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from avatar.pose import Pose
+from avatar.scene import Compositor, SceneLayout
+from avatar.spec import CharacterSpec
+from lipsync.neural.data import FaceClipDataset, viseme_windows
+from lipsync.speech import SpeechEngine
+from lipsync.voices import VoiceSpec
+
+Box = tuple[int, int, int, int]
+
+# The face region's side as a multiple of the mouth box's larger side: room for the feathered
+# edge and enough cheek and chin around the mouth for the model to match.
+REGION_SCALE = 1.3
+
+TRAINING_LINES: tuple[str, ...] = (
+    "Where were you last night?",
+    "At the harbour, watching the boats come in.",
+    "All night? I waited for hours.",
+    "Yes, and I would do it again.",
+    "Please pass me the bread and the butter.",
+    "The quick brown fox jumps over the lazy dog.",
+    "Open the window, it is far too warm in here.",
+    "We should leave before the rain starts.",
+    "Who told you about the meeting on Monday?",
+    "I think the answer is somewhere in the old papers.",
+    "Oh no, the milk boiled over again!",
+    "Maybe we can fix it together tomorrow morning.",
+    "Five, four, three, two, one, go!",
+    "She sells sea shells by the sea shore.",
+    "Really? You never told me that.",
+    "Good evening, and welcome to the news at nine.",
+    "My favourite food is warm pumpkin soup.",
+    "Fetch the map, we are going on a voyage.",
+    "Wow, what a view from up here.",
+    "Each of us has a choice to make.",
+    "The bus was late, so I walked all the way.",
+    "Thank you very much, that is very kind.",
+    "Look out, the shelf is about to fall!",
+    "Why would anybody do such a thing?",
+)
+
+
+@dataclass(frozen=True)
+class FaceRegion:
+    """A square face region of a frame: frame pixels ``[y0, y0+side) x [x0, x0+side)``, and its
+    mouth mask (crop_px, crop_px) float32, 1 inside the mouth box."""
+
+    x0: int
+    y0: int
+    side: int
+    mask: np.ndarray
+
+    @classmethod
+    def around(cls, mouth_box: Box, *, frame_w: int, frame_h: int, crop_px: int) -> FaceRegion:
+        """The region centred on ``mouth_box`` (shifted to stay inside the frame)."""
+        bx0, by0, bx1, by1 = mouth_box
+        side = round(REGION_SCALE * max(bx1 - bx0, by1 - by0))
+        side = min(side, frame_w, frame_h)
+        cx, cy = (bx0 + bx1) / 2, (by0 + by1) / 2
+        x0 = min(max(0, round(cx - side / 2)), frame_w - side)
+        y0 = min(max(0, round(cy - side / 2)), frame_h - side)
+        s = crop_px / side  # frame px -> crop px
+        mask = np.zeros((crop_px, crop_px), np.float32)
+        mx0, my0 = max(0, int((bx0 - x0) * s)), max(0, int((by0 - y0) * s))
+        mx1, my1 = (
+            min(crop_px, int(np.ceil((bx1 - x0) * s))),
+            min(crop_px, int(np.ceil((by1 - y0) * s))),
+        )
+        mask[my0:my1, mx0:mx1] = 1.0
+        return cls(x0=x0, y0=y0, side=side, mask=mask)
+
+
+def regions_for(compositor: Compositor, *, crop_px: int) -> list[FaceRegion]:
+    """One face region per character of ``compositor``, in slot order."""
+    lay = compositor.layout
+    return [
+        FaceRegion.around(box, frame_w=lay.width_px, frame_h=lay.height_px, crop_px=crop_px)
+        for box in compositor.mouth_boxes()
+    ]
+
+
+def crop_regions(frame: np.ndarray, regions: Sequence[FaceRegion], *, crop_px: int) -> torch.Tensor:
+    """Face crops of ``frame`` (H, W, 3) uint8 -> (B, 3, crop_px, crop_px) float in [-1, 1]."""
+    out = []
+    for r in regions:
+        patch = torch.from_numpy(frame[r.y0 : r.y0 + r.side, r.x0 : r.x0 + r.side].copy())
+        x = patch.permute(2, 0, 1)[None].float() / 127.5 - 1.0  # (1, 3, side, side)
+        if r.side != crop_px:
+            x = F.interpolate(
+                x, size=(crop_px, crop_px), mode="bilinear", antialias=True, align_corners=False
+            )
+        out.append(x)
+    return torch.cat(out)  # (B, 3, crop, crop)
+
+
+def region_masks(regions: Sequence[FaceRegion]) -> torch.Tensor:
+    """(B, 1, crop_px, crop_px) hard mouth masks."""
+    return torch.from_numpy(np.stack([r.mask for r in regions]))[:, None]
+
+
+def paste_regions(
+    frame: np.ndarray, regions: Sequence[FaceRegion], crops: torch.Tensor, soft: torch.Tensor
+) -> None:
+    """Blend ``crops`` (B, 3, c, c) in [-1, 1] into ``frame`` in place with paint masks ``soft``
+    (B, 1, c, c). Pixels whose resized mask is 0 are left exactly as they were."""
+    for r, crop, m in zip(regions, crops, soft, strict=True):
+        if crop.shape[-1] != r.side:
+            crop = F.interpolate(
+                crop[None], size=(r.side, r.side), mode="bilinear", align_corners=False
+            )[0]
+            m = F.interpolate(m[None], size=(r.side, r.side), mode="bilinear", align_corners=False)[
+                0
+            ]
+        view = frame[r.y0 : r.y0 + r.side, r.x0 : r.x0 + r.side]
+        rows, cols = torch.nonzero(m[0] > 0, as_tuple=True)
+        if rows.numel() == 0:
+            continue
+        ys, ye, xs, xe = int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1
+        old = torch.from_numpy(view[ys:ye, xs:xe].astype(np.float32))  # (h, w, 3) 0..255
+        new = ((crop[:, ys:ye, xs:xe].permute(1, 2, 0).float() + 1.0) * 127.5).clamp(0, 255)
+        w = m[0, ys:ye, xs:xe, None].float()
+        blended = old + w * (new - old)
+        # Where the weight is 0 the old pixel is kept bit for bit (no rounding round trip).
+        keep = (w == 0).expand_as(old)
+        out = torch.where(keep, old, blended.round())
+        view[ys:ye, xs:xe] = out.to(torch.uint8).numpy()
+
+
+def to_u8(x: torch.Tensor) -> np.ndarray:
+    """(B, 3, H, W) in [-1, 1] -> uint8 (B, H, W, 3)."""
+    return ((x + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+@dataclass(frozen=True)
+class RigClip:
+    """One spoken line drawn by the rig: its face-crop dataset and the frames' mouth tracks."""
+
+    dataset: FaceClipDataset
+    mouth: np.ndarray  # (N, 15) viseme weights, row k drives frame k
+    pcm: np.ndarray  # int16 48 kHz, frame k covers samples [1920 k, 1920 (k+1))
+
+
+def rig_clip(
+    spec: CharacterSpec,
+    mouth: np.ndarray,
+    *,
+    crop_px: int,
+    frame_px: int = 256,
+    window_frames: int = 5,
+    pcm: np.ndarray | None = None,
+) -> RigClip:
+    """Draw ``spec`` saying a line whose mouth track is ``mouth`` (N, 15) and cut its face crops."""
+    compositor = Compositor(
+        layout=SceneLayout.for_count(1, width_px=frame_px, height_px=frame_px), characters=[spec]
+    )
+    from avatar.director import SceneDirector  # local: director imports the scene module
+
+    director = SceneDirector.for_compositor(compositor)
+    (region,) = regions_for(compositor, crop_px=crop_px)
+    rest = crop_regions(compositor.compose([Pose()]), [region], crop_px=crop_px)
+    crops = []
+    for k in range(mouth.shape[0]):
+        poses = director.poses(k, mouths=[mouth[k]], speaking=[bool(mouth[k, 0] < 0.99)])
+        crops.append(crop_regions(compositor.compose(poses), [region], crop_px=crop_px))
+    dataset = FaceClipDataset(
+        frames=to_u8(torch.cat(crops)),
+        references=to_u8(rest),
+        masks=region.mask[None],
+        drive=viseme_windows(mouth, window_frames=window_frames),
+    )
+    return RigClip(
+        dataset=dataset, mouth=mouth, pcm=pcm if pcm is not None else np.zeros(0, np.int16)
+    )
+
+
+def voice_grid(spec: CharacterSpec) -> list[VoiceSpec]:
+    """The character's own voice at three rates, and two neighbouring variants: varied timing."""
+    v = spec.voice
+    return [
+        VoiceSpec(
+            language=v.language,
+            variant=v.variant,
+            pitch=v.pitch,
+            pitch_range=v.pitch_range,
+            rate_wpm=r,
+        )
+        for r in (140, v.rate_wpm, 220)
+    ] + [
+        VoiceSpec(
+            language=v.language,
+            variant=var,
+            pitch=v.pitch,
+            pitch_range=v.pitch_range,
+            rate_wpm=v.rate_wpm,
+        )
+        for var in ("m3", "f4")
+    ]
+
+
+def rig_clips(
+    spec: CharacterSpec,
+    *,
+    crop_px: int,
+    lines: Sequence[str] = TRAINING_LINES,
+    n_clips: int = 24,
+    frame_px: int = 256,
+    speech: SpeechEngine | None = None,
+    window_frames: int = 5,
+) -> list[RigClip]:
+    """``n_clips`` clips of ``spec``: line i spoken in voice i mod len(voice_grid)."""
+    speech = speech or SpeechEngine()
+    voices = voice_grid(spec)
+    clips = []
+    for i in range(n_clips):
+        utt = speech.say(lines[i % len(lines)], voices[i % len(voices)])
+        clips.append(
+            rig_clip(
+                spec,
+                utt.mouth,
+                crop_px=crop_px,
+                frame_px=frame_px,
+                window_frames=window_frames,
+                pcm=utt.pcm,
+            )
+        )
+    return clips
+
+
+def split_clips(
+    clips: Sequence[RigClip], *, held_out: int
+) -> tuple[FaceClipDataset, FaceClipDataset]:
+    """(train, held-out) datasets: the last ``held_out`` clips are never trained on."""
+    if not 0 < held_out < len(clips):
+        raise ValueError(f"held_out must be 1..{len(clips) - 1} clips, got {held_out}")
+    train = FaceClipDataset.concat([c.dataset for c in clips[:-held_out]])
+    test = FaceClipDataset.concat([c.dataset for c in clips[-held_out:]])
+    return train, test

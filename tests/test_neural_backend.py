@@ -1,0 +1,233 @@
+"""The neural backend: rig data adapter, the shipped MAYA model, neural rendering, loading errors."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from accel.sampler import sample
+from avatar.director import SceneDirector
+from avatar.scene import Compositor, SceneLayout
+from avatar.spec import Cast
+from lipsync.neural.checkpoint import CheckpointError
+from lipsync.neural.data import viseme_windows
+from lipsync.neural.renderer import (
+    NeuralFaceRenderer,
+    default_weights_dir,
+    load_cast_models,
+    load_student,
+)
+from lipsync.neural.rig_data import crop_regions, regions_for, rig_clip, rig_clips
+from lipsync.script import parse_script
+from lipsync.visemes import JAW_OPEN
+from stream.offline import RenderConfig, perform, plan_scenes, render_frames
+from stream.stages import NullTimer
+
+SHIPPED = default_weights_dir() / "maya.safetensors"
+MAYA = Cast.builtin().get("MAYA")
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def maya_clip():
+    (clip,) = rig_clips(MAYA, crop_px=32, n_clips=1)
+    return clip
+
+
+def test_rig_adapter_shapes_and_frame_alignment(maya_clip) -> None:
+    d, mouth = maya_clip.dataset, maya_clip.mouth
+    n = mouth.shape[0]
+    assert n >= 25 and len(d) == n
+    assert d.frames.shape == (n, 32, 32, 3) and d.references.shape == (1, 32, 32, 3)
+    assert d.masks.shape == (1, 32, 32) and 0 < d.masks.sum() < 32 * 32
+    assert d.drive.shape == (n, 15, 5)
+    # The drive window of frame k is centred on frame k's viseme weights.
+    np.testing.assert_allclose(d.drive[:, :, 2].numpy(), mouth)
+    # Row k is the rig's frame k: redraw frame 9 and cut the same region.
+    comp = Compositor(
+        layout=SceneLayout.for_count(1, width_px=256, height_px=256), characters=[MAYA]
+    )
+    director = SceneDirector.for_compositor(comp)
+    k = 9
+    poses = director.poses(k, mouths=[mouth[k]], speaking=[bool(mouth[k, 0] < 0.99)])
+    crop = crop_regions(comp.compose(poses), regions_for(comp, crop_px=32), crop_px=32)
+    again = ((crop[0].permute(1, 2, 0) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+    assert torch.equal(again, d.frames[k])
+    # Open-jaw frames differ more from the closed-mouth reference inside the mask.
+    fb = d.batch(range(n))
+    change = ((fb.target - fb.reference).abs().mean(1, keepdim=True) * fb.mask).sum((1, 2, 3))
+    jaw = mouth @ np.asarray(JAW_OPEN, np.float32)
+    assert np.corrcoef(change.numpy(), jaw)[0, 1] > 0.5
+
+
+def test_shipped_checkpoint_loads_and_generates_a_crop(maya_clip) -> None:
+    assert SHIPPED.stat().st_size < 10_000_000
+    model = load_student(SHIPPED)
+    c = model.cfg.crop_px
+    (clip,) = [rig_clip(MAYA, maya_clip.mouth, crop_px=c)]
+    fb = clip.dataset.batch([5, 6])
+    out = sample(model, fb.cond, steps=1, generator=torch.Generator().manual_seed(0))
+    assert out.shape == (2, 3, c, c) and torch.isfinite(out).all()
+    outside = fb.mask.expand_as(out) == 0
+    # Away from the feathered mouth region the crop is the known frame.
+    far = torch.nn.functional.max_pool2d(fb.mask, 9, stride=1, padding=4).expand_as(out) == 0
+    assert torch.equal(out[far], fb.masked[far])
+    assert outside.any()
+    # Inside the mouth the generated pixels resemble the rig's (not noise, not grey).
+    err = (out - fb.target).abs()[fb.mask.expand_as(out) > 0].mean()
+    assert err < 0.25
+
+
+def _scene(backend: str):
+    config = RenderConfig(width_px=320, height_px=256, backend=backend)
+    script = parse_script("MAYA: Where were you all night?\nLEO: At the harbour.")
+    (plan,) = plan_scenes(script, Cast.builtin(), config)
+    return config, plan
+
+
+def test_neural_render_keeps_rig_pixels_outside_mouths(caplog) -> None:
+    from lipsync.speech import SpeechEngine
+
+    config, plan = _scene("neural")
+    timeline = perform(plan, SpeechEngine(), config=config, timer=NullTimer())
+    with caplog.at_level("INFO", logger="lipsync.neural.renderer"):
+        neural = render_frames(timeline, plan, config=config, timer=NullTimer())
+    assert any(
+        "LEO" in r.getMessage() and "falls back to the rig" in r.getMessage()
+        for r in caplog.records
+    )
+    rig = render_frames(timeline, plan, config=_scene("rig")[0], timer=NullTimer())
+    comp = Compositor(
+        layout=SceneLayout.for_count(2, width_px=320, height_px=256), characters=plan.cast
+    )
+    region = regions_for(comp, crop_px=load_student(SHIPPED).cfg.crop_px)[0]  # MAYA's slot
+    inside = np.zeros((256, 320), bool)
+    inside[region.y0 : region.y0 + region.side, region.x0 : region.x0 + region.side] = True
+    changed = 0
+    for k in range(0, min(50, timeline.n_frames)):
+        a, b = rig(k, None), neural(k, None)
+        assert np.array_equal(a[~inside], b[~inside]), f"frame {k} changed outside MAYA's face"
+        changed += int((a != b).any())
+    assert changed > 0
+
+
+def test_neural_mouth_follows_speech() -> None:
+    """Frame k's painted mouth opens with frame k's speech energy, like the rig's own mouth."""
+    from lipsync.speech import SpeechEngine
+    from stream.bench_model import frame_energy
+
+    specs = [MAYA, Cast.builtin().get("LEO")]
+    comp = Compositor(
+        layout=SceneLayout.for_count(2, width_px=320, height_px=256), characters=specs
+    )
+    director = SceneDirector.for_compositor(comp)
+    utt = SpeechEngine().say("Where were you all night? I waited for hours.", MAYA.voice)
+    mouth, n = utt.mouth, utt.mouth.shape[0]
+    drive = viseme_windows(mouth)
+    rest = np.zeros(15, np.float32)
+    rest[0] = 1.0
+    painter = NeuralFaceRenderer(compositor=comp, models=load_cast_models(["MAYA"]))
+    r = regions_for(comp, crop_px=64)[0]
+    face = (slice(r.y0, r.y0 + r.side), slice(r.x0, r.x0 + r.side))
+    opening = []
+    for k in range(n):
+        speaking = [bool(mouth[k, 0] < 0.99), False]
+        frame = comp.compose(director.poses(k, mouths=[mouth[k], rest], speaking=speaking))
+        closed = comp.compose(director.poses(k, mouths=[rest, rest], speaking=speaking))
+        painted = painter.paint(frame, [drive[k], drive[k]])
+        opening.append(np.abs(painted[face].astype(np.int16) - closed[face]).mean())
+    energy = frame_energy(utt.pcm, n)
+    assert np.corrcoef(opening, energy)[0, 1] > 0.3
+    loud = np.asarray(opening)[energy > np.median(energy)]
+    quiet = np.asarray(opening)[energy <= np.median(energy)]
+    assert loud.mean() > quiet.mean() + 0.5  # quiet frames keep ~2.5 of blur from the 64 px model
+
+
+def test_missing_or_broken_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_student(tmp_path / "maya.safetensors")
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_cast_models(["MAYA"], weights_dir=tmp_path / "nowhere")
+    broken = tmp_path / "maya.safetensors"
+    broken.write_bytes(SHIPPED.read_bytes()[:5000])
+    with pytest.raises(CheckpointError, match="truncated"):
+        load_cast_models(["MAYA"], weights_dir=tmp_path)
+    with pytest.raises(ValueError, match="backend"):
+        RenderConfig(backend="dream")
+
+
+class _TrackInput:
+    """A live input replaying an utterance: frame k's audio and viseme weights."""
+
+    def __init__(self, utt) -> None:
+        self.utt = utt
+
+    def frame(self, k: int) -> tuple[np.ndarray, np.ndarray | None]:
+        pcm = np.zeros(1920, np.int16)
+        chunk = self.utt.pcm[1920 * k : 1920 * (k + 1)]
+        pcm[: chunk.shape[0]] = chunk
+        return pcm, self.utt.mouth[k] if k < self.utt.mouth.shape[0] else None
+
+
+def test_live_scene_neural_backend_paints_only_the_modelled_mouth() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from lipsync.speech import SpeechEngine
+    from stream.live import LiveConfig, LiveScene
+
+    speech = SpeechEngine()
+    utt = speech.say("Hello, where were you?", MAYA.voice)
+    models = load_cast_models(["MAYA", "LEO"])
+    assert set(models) == {"MAYA"}
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        scenes = [
+            LiveScene(
+                cast=Cast.builtin(),
+                speech=speech,
+                synth_executor=pool,
+                config=LiveConfig(width_px=320, height_px=256, backend=backend),
+            )
+            for backend in ("rig", "neural")  # neural: loads the shipped models
+        ]
+        for s in scenes:
+            s.bind_input("MAYA", _TrackInput(utt))
+        view = scenes[1].view
+        region = regions_for(view.compositor, crop_px=models["MAYA"].cfg.crop_px)[0]
+        inside = np.zeros((256, 320), bool)
+        inside[region.y0 : region.y0 + region.side, region.x0 : region.x0 + region.side] = True
+        diffs = []
+        for k in range(30):
+            rig, neural = (s.compose(s.produce(k)) for s in scenes)
+            assert np.array_equal(rig[~inside], neural[~inside])
+            diffs.append(neural[inside])
+    change = [np.abs(d.astype(np.int16) - diffs[0]).mean() for d in diffs]
+    assert max(change) > 0.5
+
+
+def test_avatar_build_writes_a_loadable_student_and_resumes(tmp_path: Path) -> None:
+    from lipsync.neural.build import BuildConfig, build_character
+
+    config = BuildConfig(
+        variant="tiny", n_clips=3, held_out_clips=1, teacher_steps=3, student_steps=2, n_pairs=8
+    )
+    first = build_character(MAYA, out_dir=tmp_path, config=config, progress=False)
+    model = load_student(first["path"])
+    assert model.cfg.crop_px == 32 and first["held_out_frames"] > 0
+    again = build_character(
+        MAYA,
+        out_dir=tmp_path,
+        config=dataclasses.replace(config, teacher_steps=5),
+        progress=False,
+    )
+    assert again["teacher_resumed_from"] == 3 and again["teacher_steps"] == 5
