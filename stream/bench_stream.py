@@ -186,5 +186,5 @@ def bench_stream(*, levels: list[int] | None = None, seconds: float = 6.0, lines
     from stream.ice import use_loopback_candidates
 
     use_loopback_candidates()
-    return asyncio.run(_run(levels or [1, 2, 4, 6, 8, 10, 12], seconds, lines))
+    return asyncio.run(_run(levels or [1, 2, 4, 6, 8, 10, 12, 16, 20], seconds, lines))
 
