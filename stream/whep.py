@@ -33,6 +33,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from avatar.sets import check_set_name
+from stream.auth import Handler, token_guard
 from stream.errors import ClientError
 from stream.ice import keep_loopback_candidates
 from stream.live import SceneError
@@ -233,14 +234,8 @@ def whep_routes(*, authorised: Callable[[HTTPConnection], bool]) -> list[Route]:
     """The WHEP routes behind ``authorised``, and the public ``/view`` page (it passes its
     ``?token=`` on, like the demo page)."""
 
-    def guard(handler: Callable[[Request], Any]) -> Callable[[Request], Any]:
-        async def guarded(request: Request) -> Response:
-            if not authorised(request):
-                return _error(401, "unauthorised", "a valid access token is required")
-            response: Response = await handler(request)
-            return response
-
-        return guarded
+    def guard(handler: Handler) -> Handler:
+        return token_guard(handler, authorised=authorised)
 
     return [
         Route("/whep", guard(whep_new), methods=["POST"]),

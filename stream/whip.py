@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
 
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
@@ -25,6 +24,7 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from stream.auth import Handler, token_guard
 from stream.errors import ClientError
 from stream.ice import keep_loopback_candidates
 from stream.input_registry import SessionInputs
@@ -149,14 +149,8 @@ async def upload(request: Request) -> Response:
 def whip_routes(*, authorised: Callable[[HTTPConnection], bool]) -> list[Route]:
     """The ingest routes, each behind ``authorised`` (the app's token check)."""
 
-    def guard(handler: Callable[[Request], Any]) -> Callable[[Request], Any]:
-        async def guarded(request: Request) -> Response:
-            if not authorised(request):
-                return _error(401, "unauthorised", "a valid access token is required")
-            response: Response = await handler(request)
-            return response
-
-        return guarded
+    def guard(handler: Handler) -> Handler:
+        return token_guard(handler, authorised=authorised)
 
     return [
         Route("/whip/{session_id}", guard(whip_publish), methods=["POST"]),

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from lipsync.speech import SpeechEngine
+from stream.config import ServerConfig
+from stream.engine import Engine
 
 SHARED_TESTDATA = Path(__file__).resolve().parents[2] / "shared" / "testdata"
 
@@ -14,6 +17,14 @@ SHARED_TESTDATA = Path(__file__).resolve().parents[2] / "shared" / "testdata"
 @pytest.fixture(scope="session")
 def speech() -> SpeechEngine:
     return SpeechEngine()
+
+
+@pytest.fixture(scope="session")
+def engine() -> Iterator[Engine]:
+    """The server's shared resources (speech, cast, worker threads), made once for all tests."""
+    eng = Engine(ServerConfig())
+    yield eng
+    eng.close()
 
 
 def testdata_file(name: str) -> Path:

@@ -10,7 +10,7 @@ from typing import Any
 
 import av
 import pytest
-from test_store_support import synthetic_take
+from support import synthetic_take
 
 from stream.api import ENDPOINTS
 from stream.app import create_app
@@ -24,13 +24,6 @@ from stream.store import Store
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # starlette would rather its test client used httpx2
     from starlette.testclient import TestClient
-
-
-@pytest.fixture(scope="module")
-def engine() -> Iterator[Engine]:
-    eng = Engine(ServerConfig())
-    yield eng
-    eng.close()
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import av
 import numpy as np
 import opentimelineio as otio
 import pytest
-from test_store_support import decode, dominant_hz, mean_colour, start_server, synthetic_take
+from support import decode, dominant_hz, mean_colour, start_server, synthetic_take
 
 from lipsync.script import parse_script
 from lipsync.timebase import SAMPLE_RATE_HZ, SAMPLES_PER_FRAME, TICKS_PER_FRAME
@@ -29,13 +29,6 @@ from stream.store import StorageError, StorageFullError, Store
 from stream.store.segments import read_take
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-
-
-@pytest.fixture(scope="module")
-def engine() -> Iterator[Engine]:
-    eng = Engine(ServerConfig())
-    yield eng
-    eng.close()
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from test_store_support import solid, tone
+from support import solid, tone
 
 from lipsync.timebase import SAMPLES_PER_FRAME, TICKS_PER_FRAME
 from stream.client import ScenePeer

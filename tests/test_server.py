@@ -7,20 +7,19 @@ import gc
 import json
 import os
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
 import numpy as np
 import pytest
-import uvicorn
 import websockets
 from aiortc import RTCPeerConnection
+from support import start_server
 
 from avatar.measure import mouth_opening
 from avatar.scene import Compositor, SceneLayout
 from avatar.spec import Cast
 from lipsync.timebase import SAMPLE_RATE_HZ, TICKS_PER_FRAME
-from stream.app import create_app
 from stream.client import ScenePeer
 from stream.config import ServerConfig, ServerConfigError
 from stream.engine import Engine
@@ -28,43 +27,27 @@ from stream.engine import Engine
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
-@pytest.fixture(scope="module")
-def engine() -> Iterator[Engine]:
-    eng = Engine(ServerConfig())
-    yield eng
-    eng.close()
-
-
 class RunningServer:
-    def __init__(self, app: object, server: uvicorn.Server) -> None:
+    def __init__(self, app: object, url: str) -> None:
         self.app = app
-        self.server = server
-        port = server.servers[0].sockets[0].getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
-        self.ws_url = f"ws://127.0.0.1:{port}"
+        self.url = url
+        self.ws_url = url.replace("http://", "ws://")
 
     @property
     def sessions(self) -> dict:
         return self.app.state.sessions.sessions  # type: ignore[attr-defined]
 
 
-async def start(config: ServerConfig, engine: Engine) -> tuple[RunningServer, asyncio.Task[None]]:
-    app = create_app(config, engine=engine)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.01)
-        if task.done():
-            task.result()
-    return RunningServer(app, server), task
+async def start(config: ServerConfig, engine: Engine) -> tuple[RunningServer, Callable[[], Awaitable[None]]]:
+    app, url, stop = await start_server(config, engine)
+    return RunningServer(app, url), stop
 
 
 @pytest.fixture
 async def server(engine: Engine) -> AsyncIterator[RunningServer]:
-    running, task = await start(ServerConfig(max_sessions=4), engine)
+    running, stop = await start(ServerConfig(max_sessions=4), engine)
     yield running
-    running.server.should_exit = True
-    await task
+    await stop()
 
 
 def mouth_boxes(names: list[str]) -> list[tuple[int, int, int, int]]:
@@ -221,7 +204,7 @@ async def test_unknown_session_socket_is_refused(server: RunningServer) -> None:
 
 
 async def test_session_limit_answers_503_with_a_reason(engine: Engine) -> None:
-    running, task = await start(ServerConfig(max_sessions=1), engine)
+    running, stop = await start(ServerConfig(max_sessions=1), engine)
     try:
         first, second = ScenePeer(keep_video=False), ScenePeer(keep_video=False)
         assert (await first.connect(running.url)).status_code == 200
@@ -231,8 +214,7 @@ async def test_session_limit_answers_503_with_a_reason(engine: Engine) -> None:
         await first.close()
         await second.close()
     finally:
-        running.server.should_exit = True
-        await task
+        await stop()
 
 
 async def test_bad_offers_are_refused_clearly(server: RunningServer) -> None:
@@ -255,7 +237,7 @@ def test_non_loopback_without_a_token_refuses_to_start() -> None:
 
 async def test_token_is_required_when_configured(engine: Engine) -> None:
     token = "s3cret-token"
-    running, task = await start(ServerConfig(host="0.0.0.0", token=token), engine)
+    running, stop = await start(ServerConfig(host="0.0.0.0", token=token), engine)
     try:
         async with httpx.AsyncClient(base_url=running.url) as http:
             assert (await http.get("/")).status_code == 200  # the page itself is public
@@ -274,5 +256,4 @@ async def test_token_is_required_when_configured(engine: Engine) -> None:
             assert json.loads(await ws.recv())["type"] == "hello"
         await peer.close()
     finally:
-        running.server.should_exit = True
-        await task
+        await stop()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_store_support import solid, synthetic_take, tone
+from support import solid, synthetic_take, tone
 
 from avatar.spec import Cast
 from lipsync.timebase import SAMPLES_PER_FRAME
