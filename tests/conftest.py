@@ -27,6 +27,17 @@ def engine() -> Iterator[Engine]:
     eng.close()
 
 
+@pytest.fixture
+def torch_one_thread() -> Iterator[None]:
+    """One torch thread for a test: the machine is shared, and OpenMP spin-waits fight other processes."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def testdata_file(name: str) -> Path:
     """A file of ../shared/testdata, or a clean skip naming it when the folder is absent."""
     path = SHARED_TESTDATA / name

@@ -32,13 +32,7 @@ from lipsync.visemes import JAW_OPEN, N_VISEMES, VISEME_INDEX
 TINY = config_for("tiny")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # The test machine is shared: one thread avoids OpenMP spin-waits against other processes.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -31,12 +31,7 @@ SHIPPED = default_weights_dir() / "maya.safetensors"
 MAYA = Cast.builtin().get("MAYA")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture(scope="module")
