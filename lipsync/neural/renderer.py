@@ -32,6 +32,17 @@ from lipsync.neural.rig_data import crop_regions, paste_regions, region_masks, r
 logger = logging.getLogger(__name__)
 
 FEATHER_PX = 2
+# The paste stays this far inside the model's mask: next to the hole's edge the generator echoes
+# the edge itself (a faint dark line), while the band it leaves is plain skin the rig draws anyway.
+PASTE_INSET_PX = 4
+
+
+def paint_mask(mask: torch.Tensor) -> torch.Tensor:
+    """Where to paste generated pixels (B, 1, c, c): the mask shrunk by ``PASTE_INSET_PX`` and
+    feathered, so the paste never reaches the hole's border."""
+    k = 2 * PASTE_INSET_PX + 1
+    inner = 1.0 - torch.nn.functional.max_pool2d(1.0 - mask, kernel_size=k, stride=1, padding=PASTE_INSET_PX)
+    return feather_mask(inner, feather_px=FEATHER_PX)
 
 
 def default_weights_dir() -> Path:
@@ -125,7 +136,7 @@ class NeuralFaceRenderer:
                     regions,
                     crop_regions(rest, regions, crop_px=crop_px),  # references (B, 3, c, c)
                     mask,
-                    feather_mask(mask, feather_px=FEATHER_PX),  # (B, 1, c, c)
+                    paint_mask(mask),  # (B, 1, c, c)
                     # Fixed noise per character: the same drive gives the same mouth every time.
                     torch.randn((len(slots), 3, crop_px, crop_px), generator=gen),
                 )
