@@ -1,10 +1,13 @@
 """FrameScheduler: one batched forward pass for the frames of every speaking character.
 
-Callers (one per character per session) submit a ``RenderRequest`` and get a
-``concurrent.futures.Future``. One worker thread forms batches earliest deadline first: it takes
-the most urgent pending request and fills the batch, in deadline order, with others that share
-its ``model_key`` (requests for different weights cannot share a forward pass), up to
-``max_batch``. Model work never runs on the caller's thread or the event loop.
+Callers (one per character per session) submit a ``RenderRequest`` (or a frame's requests at
+once with ``submit_many``) and get ``concurrent.futures.Future``s. One worker thread forms batches
+earliest deadline first: it takes the most urgent pending request and fills the batch, in
+deadline order, with others that share its ``model_key`` (requests for different weights cannot
+share a forward pass), up to ``max_batch``. Before running a batch that is not full, the worker
+waits up to ``gather_s`` for more requests (never past the earliest deadline): frames of several
+sessions arrive a few milliseconds apart, and one pass for all of them costs little more than
+one. Model work never runs on the caller's thread or the event loop.
 
 Drop policy: a request whose deadline has passed when its batch is formed is dropped, its future
 fails with ``DeadlineMissed`` and ``stats.dropped_late`` counts it; a late frame is worth less
@@ -24,6 +27,7 @@ import itertools
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -73,7 +77,7 @@ class SchedulerStats:
     rejected: int = 0
     failed: int = 0
     batches: int = 0
-    batch_sizes: list[int] = field(default_factory=list)
+    batch_sizes: deque[int] = field(default_factory=lambda: deque(maxlen=1000))  # the latest
 
 
 def frame_deadline(frame_index: int, *, session_start_s: float, latency_ms: float) -> float:
@@ -98,10 +102,14 @@ class FrameScheduler:
         *,
         max_batch: int = 4,
         max_pending: int = 256,
+        gather_s: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
+        if gather_s < 0:
+            raise ValueError(f"gather_s must be >= 0, got {gather_s}")
+        self.gather_s = gather_s
         self._runners = run_batch if isinstance(run_batch, dict) else {"default": run_batch}
         self.max_batch = max_batch
         self.max_pending = max_pending
@@ -145,26 +153,35 @@ class FrameScheduler:
     # --- callers -----------------------------------------------------------------------
     def submit(self, request: RenderRequest) -> Future[Any]:
         """Queue ``request``; the future resolves to its result or fails (see module doc)."""
-        if request.model_key not in self._runners:
-            raise ValueError(
-                f"no model for model_key {request.model_key!r}; known: {sorted(self._runners)}"
-            )
-        fut: Future[Any] = Future()
-        with self._cv:
-            self.stats.submitted += 1
-            if self._closed:
-                fut.set_exception(SchedulerClosed("frame scheduler is closed"))
-            elif len(self._heap) >= self.max_pending:
-                self.stats.rejected += 1
-                fut.set_exception(
-                    SchedulerBusy(
-                        f"{len(self._heap)} requests pending (max_pending={self.max_pending})"
-                    )
+        return self.submit_many([request])[0]
+
+    def submit_many(self, requests: Sequence[RenderRequest]) -> list[Future[Any]]:
+        """Queue several requests at once (e.g. every character of one frame), so the worker
+        sees them together."""
+        for request in requests:
+            if request.model_key not in self._runners:
+                raise ValueError(
+                    f"no model for model_key {request.model_key!r}; known: {sorted(self._runners)}"
                 )
-            else:
-                heapq.heappush(self._heap, (request.deadline_s, next(self._seq), request, fut))
-                self._cv.notify()
-        return fut
+        futures: list[Future[Any]] = []
+        with self._cv:
+            for request in requests:
+                fut: Future[Any] = Future()
+                futures.append(fut)
+                self.stats.submitted += 1
+                if self._closed:
+                    fut.set_exception(SchedulerClosed("frame scheduler is closed"))
+                elif len(self._heap) >= self.max_pending:
+                    self.stats.rejected += 1
+                    fut.set_exception(
+                        SchedulerBusy(
+                            f"{len(self._heap)} requests pending (max_pending={self.max_pending})"
+                        )
+                    )
+                else:
+                    heapq.heappush(self._heap, (request.deadline_s, next(self._seq), request, fut))
+            self._cv.notify()
+        return futures
 
     def cancel(self, *, session_id: str, character_id: str | None = None) -> int:
         """Drop pending requests of a session (or one of its characters); returns how many."""
@@ -244,6 +261,17 @@ class FrameScheduler:
             fut.set_result(result)
         return len(live)
 
+    def _gather(self) -> None:
+        """Wait (lock held) up to ``gather_s`` for a fuller batch, never past the first deadline."""
+        if self.gather_s <= 0:
+            return
+        until = min(self._clock() + self.gather_s, self._heap[0][0])
+        while not self._closed and len(self._heap) < self.max_batch:
+            left = until - self._clock()
+            if left <= 0:
+                return
+            self._cv.wait(left)
+
     def _worker(self) -> None:
         while True:
             with self._cv:
@@ -251,6 +279,7 @@ class FrameScheduler:
                     self._cv.wait()
                 if self._closed:
                     return
+                self._gather()
             self.run_once()
 
 
@@ -262,14 +291,25 @@ class FaceJob:
     seed: int
 
 
+def job_noise(seed: int, shape: Sequence[int]) -> torch.Tensor:
+    """The start noise of a job with ``seed``: the same wherever and with whatever it runs."""
+    return torch.randn(tuple(shape), generator=torch.Generator().manual_seed(seed))
+
+
 def facegen_runner(
-    model: nn.Module, *, steps: int, pad_to: Sequence[int] = (), feather_px: int = 2
+    model: nn.Module,
+    *,
+    steps: int,
+    pad_to: Sequence[int] = (),
+    feather_px: int = 2,
+    compose: bool = True,
 ) -> BatchFn:
     """A ``run_batch`` for FaceGen: stack the jobs' conditions, sample, split per job.
 
     Each job's noise comes from its own seed, so a frame is the same whether it ran alone or in a
     batch. ``pad_to`` (e.g. (1, 2, 4)) pads batches up to those sizes by repeating the last job,
-    so a compiled model sees only a few shapes.
+    so a compiled model sees only a few shapes. ``compose=False`` returns the raw samples (the
+    caller pastes them with its own mask).
     """
     sizes = sorted(pad_to)
 
@@ -279,11 +319,13 @@ def facegen_runner(
         jobs = list(jobs) + [jobs[-1]] * (padded - n)
         cond = FaceCond.cat([j.cond for j in jobs])
         shape = cond.masked.shape[1:]
-        noise = torch.stack(
-            [torch.randn(shape, generator=torch.Generator().manual_seed(j.seed)) for j in jobs]
-        ).to(device=cond.masked.device, dtype=cond.masked.dtype)
+        noise = torch.stack([job_noise(j.seed, shape) for j in jobs]).to(
+            device=cond.masked.device, dtype=cond.masked.dtype
+        )
         with torch.inference_mode():
-            out = sample(model, cond, steps=steps, noise=noise, feather_px=feather_px)
+            out = sample(
+                model, cond, steps=steps, noise=noise, feather_px=feather_px, compose=compose
+            )
         return list(out[:n].unbind(0))
 
     return run

@@ -121,7 +121,10 @@ async def list_sessions(request: Request) -> Response:
 
 async def health(request: Request) -> Response:
     manager: SessionManager = request.app.state.sessions
-    return JSONResponse({"ok": True, "sessions": len(manager.sessions)})
+    body: dict[str, Any] = {"ok": True, "sessions": len(manager.sessions)}
+    if manager.engine.faces is not None:
+        body["neural"] = manager.engine.faces.stats()
+    return JSONResponse(body)
 
 
 async def control_socket(websocket: WebSocket) -> None:

@@ -1,4 +1,4 @@
-"""``talkie bench model``: speed and quality of the shipped neural mouth model on held-out rig clips.
+"""``talkie bench model``: speed and quality of a shipped neural mouth model on held-out rig clips.
 
 Reuses ``accel.benchmark.bench_model`` (teacher at its steps, student at 1/2/4 steps, float and
 int8, batch 1 and 2, mouth PSNR/SSIM against the rig's ground truth), then adds how well the
@@ -24,7 +24,7 @@ from accel.sampler import sample
 from avatar.spec import Cast
 from lipsync.neural.checkpoint import CheckpointError, load_checkpoint
 from lipsync.neural.data import FaceClipDataset
-from lipsync.neural.renderer import default_weights_dir
+from lipsync.neural.renderer import default_weights_dir, weights_index
 from lipsync.neural.rig_data import RigClip, rig_clips
 from lipsync.timebase import SAMPLES_PER_FRAME
 
@@ -112,18 +112,25 @@ def draw_plot(report: dict[str, Any], path: Path) -> Path:
 
 def bench_shipped_model(
     *,
-    character: str = "MAYA",
+    character: str | None = None,
     weights_dir: str | Path | None = None,
     plot_path: Path = Path("bench_model.png"),
     compile: bool = False,
-    n_eval: int = 48,
+    n_eval: int = 56,
 ) -> dict[str, Any]:
-    """Bench ``character``'s shipped student (and teacher when shipped) on its held-out clips."""
-    root = Path(weights_dir) if weights_dir is not None else default_weights_dir()
-    name = character.lower()
-    student_ckpt = load_checkpoint(root / f"{name}.safetensors", expect_kind="student")
+    """Bench a shipped student (and its teacher when shipped) on the held-out clips of every
+    character it was built on. ``character`` picks the model serving that character; by default
+    the one serving the most characters."""
+    index = weights_index(weights_dir)
+    if not index:
+        raise CheckpointError(f"no neural models in {weights_dir or default_weights_dir()}")
+    if character is not None and character.upper() not in index:
+        raise ValueError(f"no neural model serves {character!r}; models serve {sorted(index)}")
+    paths = list(index.values())
+    path = index[character.upper()] if character else max(paths, key=paths.count)
+    student_ckpt = load_checkpoint(path, expect_kind="student")
     note = None
-    teacher_path = root / f"{name}.teacher.safetensors"
+    teacher_path = path.with_name(f"{path.stem}.teacher.safetensors")
     try:
         teacher = load_checkpoint(teacher_path, expect_kind="teacher").model.float()
     except CheckpointError as err:
@@ -132,25 +139,31 @@ def bench_shipped_model(
         teacher = student_ckpt.model
     student = student_ckpt.model.float()
     extra = student_ckpt.extra
-    spec = Cast.builtin().get(character)
-    if spec is None:
-        raise ValueError(f"{character!r} is not a built-in character")
+    names = extra.get("characters") or [extra.get("character", path.stem.upper())]
     n_clips, held = int(extra.get("n_clips", 40)), int(extra.get("held_out_clips", 4))
-    clips = rig_clips(
-        spec,
-        crop_px=student.cfg.crop_px,
-        n_clips=n_clips,
-        frame_px=int(extra.get("frame_px", 256)),
-    )[-held:]
+    clips: list[RigClip] = []
+    for name in names:
+        spec = Cast.builtin().get(name)
+        if spec is None:
+            raise ValueError(f"{name!r} (in {path}) is not a built-in character")
+        clips += rig_clips(
+            spec,
+            crop_px=student.cfg.crop_px,
+            n_clips=n_clips,
+            first=n_clips - held,
+            frame_px=int(extra.get("frame_px", 256)),
+        )
     held_out = FaceClipDataset.concat([c.dataset for c in clips])
+    # Quality on frames spread evenly over every character's clips.
+    picks = np.linspace(0, len(held_out) - 1, min(n_eval, len(held_out))).round().astype(int)
     teacher_steps = int(extra.get("teacher_steps", 32))
     report = bench_model(
         teacher,
         student,
-        held_out,
+        held_out.subset(picks),
         teacher_steps=teacher_steps,
         compile=compile,
-        n_eval=n_eval,
+        n_eval=len(picks),
         repeats=10,
         teacher_repeats=2,
     )
@@ -159,7 +172,9 @@ def bench_shipped_model(
         "bytes": student_ckpt.path.stat().st_size,
         "teacher_bytes": teacher_path.stat().st_size if teacher_path.exists() else None,
         "extra": extra,
+        "characters": names,
         "held_out_frames": len(held_out),
+        "quality_frames": len(picks),
     }
     if note:
         report["note"] = note

@@ -123,7 +123,10 @@ async def _capacity_level(engine: Engine, config: ServerConfig, n: int, seconds:
     for _ in range(n):
         scene = await loop.run_in_executor(
             engine.synth_executor,
-            lambda: LiveScene(cast=engine.cast, speech=engine.speech, synth_executor=engine.synth_executor, config=config.live),
+            lambda: LiveScene(
+                cast=engine.cast, speech=engine.speech, synth_executor=engine.synth_executor,
+                config=config.live, faces=engine.faces,
+            ),
         )
         sessions.append(Session(engine=engine, config=config, scene=scene))
     stop = asyncio.Event()
@@ -136,9 +139,11 @@ async def _capacity_level(engine: Engine, config: ServerConfig, n: int, seconds:
         ]
     await asyncio.sleep(2.0)  # warm up: layers rendered, caches filled
     start = [(s.video.frames_sent, s.video.frames_skipped) for s in sessions]
+    faces0 = _face_counts(engine)
     cpu0, t0 = time.process_time(), time.monotonic()
     await asyncio.sleep(seconds)
     elapsed, cpu = time.monotonic() - t0, time.process_time() - cpu0
+    neural = _neural_level(faces0, _face_counts(engine))
     fps = [(s.video.frames_sent - a) / elapsed for s, (a, _) in zip(sessions, start, strict=True)]
     skipped = [s.video.frames_skipped - b for s, (_, b) in zip(sessions, start, strict=True)]
     latencies = [x for s in sessions for x in s.scene.stats.latencies_ms]
@@ -153,12 +158,33 @@ async def _capacity_level(engine: Engine, config: ServerConfig, n: int, seconds:
         "frames_skipped": sum(skipped),
         "cpu_cores_busy": round(cpu / elapsed, 2),
         "first_frame_latency_p95_ms": round(percentile(latencies, 0.95), 1) if latencies else None,
-        "sustained": min(fps) >= 24.5 and sum(skipped) == 0,
+        # Sustained: full frame rate, no picture skipped, no neural mouth late.
+        "sustained": min(fps) >= 24.5 and sum(skipped) == 0 and not neural.get("neural_mouths_late"),
+        **neural,
     }
 
 
-async def _run(levels: list[int], seconds: float, n_lines: int) -> dict[str, Any]:
-    config = ServerConfig(max_sessions=max(levels) + 1, live=LiveConfig())
+def _face_counts(engine: Engine) -> tuple[int, int, int] | None:
+    """(mouths painted, rig mouths kept, batches) so far; None for the rig backend."""
+    if engine.faces is None:
+        return None
+    st = engine.faces.stats()
+    return st["painted"], st["kept_rig_mouth"], st["batches"]
+
+
+def _neural_level(before: tuple[int, int, int] | None, after: tuple[int, int, int] | None) -> dict[str, Any]:
+    if before is None or after is None:
+        return {}
+    painted, kept, batches = (b - a for a, b in zip(before, after, strict=True))
+    return {
+        "neural_mouths_painted": painted,
+        "neural_mouths_late": kept,  # shown with the rig's mouth instead
+        "neural_mean_batch": round(painted / batches, 2) if batches else None,
+    }
+
+
+async def _run(levels: list[int], seconds: float, n_lines: int, backend: str) -> dict[str, Any]:
+    config = ServerConfig(max_sessions=max(levels) + 1, live=LiveConfig(backend=backend))
     engine = Engine(config)
     try:
         latency = await _latency_with_peer(engine, config, n_lines)
@@ -173,6 +199,7 @@ async def _run(levels: list[int], seconds: float, n_lines: int) -> dict[str, Any
     sustained = [r["sessions"] for r in results if r["sustained"]]
     return {
         "bench": "stream",
+        "backend": backend,
         "size": f"{config.live.width_px}x{config.live.height_px}",
         "characters": 2,
         **latency,
@@ -182,9 +209,11 @@ async def _run(levels: list[int], seconds: float, n_lines: int) -> dict[str, Any
     }
 
 
-def bench_stream(*, levels: list[int] | None = None, seconds: float = 6.0, lines: int = 20) -> dict[str, Any]:
+def bench_stream(
+    *, levels: list[int] | None = None, seconds: float = 6.0, lines: int = 20, backend: str = "rig"
+) -> dict[str, Any]:
     from stream.ice import use_loopback_candidates
 
     use_loopback_candidates()
-    return asyncio.run(_run(levels or [1, 2, 4, 6, 8, 10, 12, 16, 20], seconds, lines))
+    return asyncio.run(_run(levels or [1, 2, 4, 6, 8, 10, 12, 16, 20], seconds, lines, backend))
 

@@ -20,6 +20,10 @@ if TYPE_CHECKING:
     from lipsync.script import Script
     from stream.offline import RenderConfig
 
+# Video-built models live apart from the rig's: the rig renderer loads every model in its folder.
+RIG_MODELS_DIR = "lipsync/weights/neural"
+VIDEO_MODELS_DIR = "data/avatars"
+
 # ValueError covers the typed config errors (ServerConfigError, bad sizes, unknown sets).
 USER_ERRORS = (ScriptError, UnknownLanguageError, TimelineError, OutputError, ValueError)
 
@@ -129,7 +133,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     elif args.what == "stream":
         from stream.bench_stream import bench_stream
 
-        report = bench_stream(seconds=args.seconds if args.seconds != 60.0 else 6.0, lines=args.lines)
+        report = bench_stream(
+            seconds=args.seconds if args.seconds != 60.0 else 6.0, lines=args.lines, backend=args.backend
+        )
     elif args.what == "export":
         from stream.bench_export import bench_export
 
@@ -149,17 +155,70 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_avatar_build(args: argparse.Namespace) -> int:
+    if args.video:
+        return _cmd_avatar_build_video(args)
+    if args.face_box:
+        raise ValueError("--face-box goes with --video")
     from avatar.spec import Cast
-    from lipsync.neural.build import BuildConfig, build_character
+    from lipsync.neural.build import BuildConfig, build_model
 
-    spec = Cast.builtin().get(args.character)
-    if spec is None:
-        raise ValueError(f"{args.character!r} is not a built-in character; footage from video is not supported yet")
+    cast = Cast.builtin()
+    names = [spec.name for spec in cast] if args.all else [n.upper() for n in args.characters]
+    if not names:
+        raise ValueError("name the characters to build (e.g. MAYA), or pass --all")
+    specs = []
+    for name in names:
+        spec = cast.get(name)
+        if spec is None:
+            raise ValueError(f"{name!r} is not a built-in character; known: {', '.join(s.name for s in cast)}")
+        specs.append(spec)
+    model_name = args.name or (names[0].lower() if len(names) == 1 else "cast")
     config = BuildConfig(
-        variant=args.variant, n_clips=args.clips, teacher_steps=args.teacher_steps,
-        student_steps=args.student_steps, save_teacher=args.save_teacher, seed=args.seed,
+        variant=args.variant, n_clips=args.clips, held_out_clips=args.held_out,
+        teacher_steps=args.teacher_steps, student_steps=args.student_steps, n_pairs=args.pairs,
+        save_teacher=args.save_teacher, seed=args.seed,
     )
-    summary = build_character(spec, out_dir=Path(args.out_dir), config=config, progress=not args.quiet)
+    summary = build_model(
+        specs, name=model_name, out_dir=Path(args.out_dir or RIG_MODELS_DIR), config=config,
+        progress=not args.quiet,
+    )
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _cmd_avatar_build_video(args: argparse.Namespace) -> int:
+    from lipsync.neural.build import BuildConfig, build_from_video
+    from lipsync.neural.video_data import FaceBox
+
+    if args.characters or args.all:
+        raise ValueError("a --video build learns the person in the video; name no characters")
+    video = Path(args.video)
+    config = BuildConfig(
+        variant=args.variant, teacher_steps=args.teacher_steps, student_steps=args.student_steps,
+        n_pairs=args.pairs, save_teacher=args.save_teacher, seed=args.seed,
+    )
+    summary = build_from_video(
+        video, name=args.name or video.stem.lower(), out_dir=Path(args.out_dir or VIDEO_MODELS_DIR),
+        config=config, face_box=FaceBox.parse(args.face_box) if args.face_box else None,
+        progress=not args.quiet,
+    )
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _cmd_avatar_animate(args: argparse.Namespace) -> int:
+    from lipsync.neural.animate import AnimateConfig, animate_video
+
+    config = AnimateConfig(steps=args.steps, seed=args.seed, preset=args.preset)
+    result = animate_video(
+        Path(args.model), Path(args.video), Path(args.audio), Path(args.output), config=config,
+        progress=not args.quiet,
+    )
+    summary = {
+        "path": str(result.path), "frames": result.n_frames, "seconds": round(result.seconds, 3),
+        "source_frames": result.source_frames, "wall_s": round(result.wall_s, 2),
+        "fps": round(result.n_frames / result.wall_s, 2),
+    }
     print(json.dumps(summary, indent=2))
     return 0
 
@@ -213,6 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="print measured figures as JSON")
     bench.add_argument("what", choices=["render", "stream", "export", "audio", "model"])
     bench.add_argument("--neural-weights", default=None, metavar="DIR", help="model: models to bench (default: shipped)")
+    bench.add_argument("--backend", choices=["rig", "neural"], default="rig", help="stream: mouths by the rig or the neural model")
     bench.add_argument("--plot", default="bench_model.png", help="model: where to write the plot PNG")
     bench.add_argument(
         "--seconds", type=float, default=60.0,
@@ -224,19 +284,47 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--preset", default="ultrafast", help="x264 preset")
     bench.set_defaults(func=_cmd_bench)
 
-    avatar = sub.add_parser("avatar", help="per-character neural mouth models")
+    avatar = sub.add_parser("avatar", help="neural mouth models: build one, animate a video with it")
     avatar_sub = avatar.add_subparsers(dest="avatar_command", required=True)
-    build = avatar_sub.add_parser("build", help="train a character's mouth model from rig renders")
-    build.add_argument("character", help="a built-in character, e.g. MAYA")
-    build.add_argument("-o", "--out-dir", default="lipsync/weights/neural", help="where <name>.safetensors goes")
-    build.add_argument("--variant", default="rig64", help="model size: tiny, rig64, small")
-    build.add_argument("--clips", type=int, default=40, help="spoken lines to render (the last 4 are held out)")
+    build = avatar_sub.add_parser(
+        "build", help="train a mouth model from rig renders of characters, or from a video of a person"
+    )
+    build.add_argument("characters", nargs="*", help="built-in characters, e.g. MAYA (several share one model)")
+    build.add_argument("--all", action="store_true", help="every built-in character, in one model")
+    build.add_argument("--video", default=None, metavar="PATH", help="a video of a person talking (4 s to 15 min)")
+    build.add_argument(
+        "--face-box", default=None, metavar="X,Y,W,H",
+        help="with --video: the face in source pixels (default: found automatically)",
+    )
+    build.add_argument(
+        "--name", default=None, help="model file name (default: the character's, cast, or the video's name)"
+    )
+    build.add_argument(
+        "-o", "--out-dir", default=None,
+        help=f"where <name>.safetensors goes (default: {RIG_MODELS_DIR}, or {VIDEO_MODELS_DIR} with --video)",
+    )
+    build.add_argument(
+        "--variant", default="rig64", help="model size: tiny, rig64, small (--video uses its log-mel version)"
+    )
+    build.add_argument("--clips", type=int, default=40, help="spoken lines to render per character")
+    build.add_argument("--held-out", type=int, default=4, help="of those, lines per character never trained on")
+    build.add_argument("--pairs", type=int, default=512, help="teacher samples the student is distilled on")
     build.add_argument("--teacher-steps", type=int, default=3000)
     build.add_argument("--student-steps", type=int, default=1000)
     build.add_argument("--save-teacher", action="store_true", help="also keep the teacher")
     build.add_argument("--seed", type=int, default=0)
     build.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     build.set_defaults(func=_cmd_avatar_build)
+    animate = avatar_sub.add_parser("animate", help="make the person of a --video model say new audio")
+    animate.add_argument("--model", required=True, help="a model from `talkie avatar build --video`")
+    animate.add_argument("--video", required=True, help="the person's video (the one the model was built on)")
+    animate.add_argument("--audio", required=True, help="what they say: wav, mp3, or any file with sound")
+    animate.add_argument("-o", "--output", required=True, help="output .mp4 path")
+    animate.add_argument("--steps", type=int, choices=[1, 2], default=1, help="student sampler steps")
+    animate.add_argument("--seed", type=int, default=0)
+    animate.add_argument("--preset", default="veryfast", help="x264 preset")
+    animate.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    animate.set_defaults(func=_cmd_avatar_animate)
 
     add_episode_parser(sub)
     return parser

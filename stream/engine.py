@@ -6,10 +6,14 @@ Made once in the app's lifespan and passed to each session; nothing lives in mod
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 from avatar.spec import Cast
 from lipsync.speech import SpeechEngine
 from stream.config import ServerConfig
+
+if TYPE_CHECKING:
+    from stream.faces import FaceService
 
 
 class Engine:
@@ -22,7 +26,16 @@ class Engine:
         self.render_executor = ThreadPoolExecutor(
             max_workers=config.render_threads, thread_name_prefix="talkie-render"
         )
+        # Neural backend: models load once, and one scheduler batches every session's mouths.
+        self.faces: FaceService | None = None
+        if config.live.backend == "neural":
+            from lipsync.neural.renderer import load_weights_dir
+            from stream.faces import FaceService
+
+            self.faces = FaceService(load_weights_dir(config.live.neural_weights_dir))
 
     def close(self) -> None:
+        if self.faces is not None:
+            self.faces.close()
         self.synth_executor.shutdown(wait=True, cancel_futures=True)
         self.render_executor.shutdown(wait=True, cancel_futures=True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
+import uuid
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ from stream.errors import ClientError
 
 if TYPE_CHECKING:
     from lipsync.neural.model import FaceGen
+    from stream.faces import FaceService
 
 logger = logging.getLogger(__name__)
 
@@ -135,6 +137,7 @@ class SceneStats:
     lines_started: int = 0
     lines_interrupted: int = 0
     synth_underruns: int = 0
+    mouths_kept_rig: int = 0  # neural mouths that missed their frame (the rig's was shown)
     last_latency_ms: float | None = None
     latencies_ms: list[float] = field(default_factory=list)
 
@@ -149,11 +152,18 @@ class LiveScene:
         config: LiveConfig | None = None,
         names: Sequence[str] = ("MAYA", "LEO"),
         neural_models: Mapping[str, FaceGen] | None = None,
+        faces: FaceService | None = None,
     ) -> None:
         self.config = config or LiveConfig()
         # Neural backend: per-character students (lipsync/neural/renderer.py); None = the rig only.
+        # With ``faces`` (the server's shared models and scheduler) mouths are batched with other
+        # sessions'; without it this scene runs its models itself.
         if self.config.backend not in ("rig", "neural"):
             raise ValueError(f"backend must be 'rig' or 'neural', got {self.config.backend!r}")
+        self._faces = faces if self.config.backend == "neural" else None
+        self.key = uuid.uuid4().hex  # this scene's requests in the shared scheduler
+        if self._faces is not None:
+            neural_models = self._faces.models
         self._neural_models = dict(neural_models) if neural_models else None
         if self._neural_models is None and self.config.backend == "neural":
             from lipsync.neural.renderer import load_weights_dir
@@ -374,8 +384,12 @@ class LiveScene:
             notices.append(LineNotice("started", head, frame_start))
         return notices
 
-    def compose(self, state: FrameState) -> np.ndarray:
-        """The RGB picture of ``state`` (pure: depends only on the state)."""
+    def compose(self, state: FrameState, *, shown_at_s: float | None = None) -> np.ndarray:
+        """The RGB picture of ``state`` (pure: depends only on the state).
+
+        ``shown_at_s``: the monotonic time the frame is due on screen; with a shared
+        ``FaceService`` a character whose mouth is not ready by then (plus the service's budget)
+        keeps the rig's mouth in this frame."""
         view = state.view
         poses = view.director.poses(state.index, mouths=state.mouths, speaking=state.speaking)
         frame = view.compositor.compose(poses)
@@ -387,13 +401,24 @@ class LiveScene:
             if painter is None:
                 from lipsync.neural.renderer import NeuralFaceRenderer
 
-                painter = NeuralFaceRenderer(compositor=view.compositor, models=self._neural_models)
+                painter = (
+                    self._faces.painter(view.compositor)
+                    if self._faces is not None
+                    else NeuralFaceRenderer(compositor=view.compositor, models=self._neural_models)
+                )
                 rig_only = [n for n in view.names if n not in self._neural_models]
                 if rig_only:
                     logger.warning("neural backend: no model for %s; rig mouths for them", rig_only)
                 self._painters = {view.version: painter}
-            drives = [np.repeat(np.asarray(m, np.float32)[:, None], 5, axis=1) for m in state.mouths]
-            return painter.paint(frame, drives)
+        drives = [np.repeat(np.asarray(m, np.float32)[:, None], 5, axis=1) for m in state.mouths]
+        if self._faces is not None and shown_at_s is not None:
+            kept = self._faces.paint(
+                frame, painter, drives, session_key=self.key, shown_at_s=shown_at_s
+            )
+            with self._lock:
+                self.stats.mouths_kept_rig += kept
+            return frame
+        return painter.paint(frame, drives)
 
     @property
     def media_samples(self) -> int:

@@ -261,6 +261,8 @@ class Session:
             except ClientError as exc:
                 logger.error("session %s: closing its take failed: %s", self.id, exc)
         self.scene.interrupt()
+        if self.engine.faces is not None:
+            self.engine.faces.cancel(self.scene.key)
         self.video.stop()
         self.audio.stop()
         for task in list(self._pending) + list(self._senders):
@@ -302,6 +304,7 @@ class SessionManager:
             lambda: LiveScene(
                 cast=self.engine.cast, speech=self.engine.speech,
                 synth_executor=self.engine.synth_executor, config=scene_config, names=names,
+                faces=self.engine.faces,
             ),
         )
         pc = RTCPeerConnection()

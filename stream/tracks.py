@@ -111,7 +111,7 @@ class SessionMedia:
         """
 
         def work() -> list[av.VideoFrame]:
-            rgb = self.scene.compose(state)
+            rgb = self.scene.compose(state, shown_at_s=self.start_time() + state.index * FRAME_S)
             return [av.VideoFrame.from_ndarray(rgb, format="rgb24") for _ in range(1 + copies)]
 
         return await asyncio.get_running_loop().run_in_executor(self._executor, work)

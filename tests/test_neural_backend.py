@@ -1,4 +1,4 @@
-"""The neural backend: rig data adapter, the shipped MAYA model, neural rendering, loading errors."""
+"""The neural backend: rig data adapter, the shipped cast model, neural rendering, loading errors."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from lipsync.visemes import JAW_OPEN
 from stream.offline import RenderConfig, perform, plan_scenes, render_frames
 from stream.stages import NullTimer
 
-SHIPPED = default_weights_dir() / "maya.safetensors"
+SHIPPED = default_weights_dir() / "cast.safetensors"  # one model for every built-in character
 MAYA = Cast.builtin().get("MAYA")
 
 
@@ -86,7 +86,7 @@ def test_shipped_checkpoint_loads_and_generates_a_crop(maya_clip) -> None:
 
 def _scene(backend: str):
     config = RenderConfig(width_px=320, height_px=256, backend=backend)
-    script = parse_script("MAYA: Where were you all night?\nLEO: At the harbour.")
+    script = parse_script("MAYA: Where were you all night?\nBOB: At the harbour.")
     (plan,) = plan_scenes(script, Cast.builtin(), config)
     return config, plan
 
@@ -99,7 +99,7 @@ def test_neural_render_keeps_rig_pixels_outside_mouths(caplog) -> None:
     with caplog.at_level("INFO", logger="lipsync.neural.renderer"):
         neural = render_frames(timeline, plan, config=config, timer=NullTimer())
     assert any(
-        "LEO" in r.getMessage() and "falls back to the rig" in r.getMessage()
+        "BOB" in r.getMessage() and "falls back to the rig" in r.getMessage()
         for r in caplog.records
     )
     rig = render_frames(timeline, plan, config=_scene("rig")[0], timer=NullTimer())
@@ -151,10 +151,10 @@ def test_neural_mouth_follows_speech() -> None:
 
 def test_missing_or_broken_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="does not exist"):
-        load_student(tmp_path / "maya.safetensors")
+        load_student(tmp_path / "cast.safetensors")
     with pytest.raises(CheckpointError, match="does not exist"):
         load_cast_models(["MAYA"], weights_dir=tmp_path / "nowhere")
-    broken = tmp_path / "maya.safetensors"
+    broken = tmp_path / "cast.safetensors"
     broken.write_bytes(SHIPPED.read_bytes()[:5000])
     with pytest.raises(CheckpointError, match="truncated"):
         load_cast_models(["MAYA"], weights_dir=tmp_path)
@@ -184,7 +184,7 @@ def test_live_scene_neural_backend_paints_only_the_modelled_mouth() -> None:
     speech = SpeechEngine()
     utt = speech.say("Hello, where were you?", MAYA.voice)
     models = load_cast_models(["MAYA", "LEO"])
-    assert set(models) == {"MAYA"}
+    assert set(models) == {"MAYA", "LEO"} and models["MAYA"] is models["LEO"]
     with ThreadPoolExecutor(max_workers=1) as pool:
         scenes = [
             LiveScene(
@@ -198,9 +198,9 @@ def test_live_scene_neural_backend_paints_only_the_modelled_mouth() -> None:
         for s in scenes:
             s.bind_input("MAYA", _TrackInput(utt))
         view = scenes[1].view
-        region = regions_for(view.compositor, crop_px=models["MAYA"].cfg.crop_px)[0]
-        inside = np.zeros((256, 320), bool)
-        inside[region.y0 : region.y0 + region.side, region.x0 : region.x0 + region.side] = True
+        inside = np.zeros((256, 320), bool)  # both faces: LEO's closed mouth is repainted too
+        for region in regions_for(view.compositor, crop_px=models["MAYA"].cfg.crop_px):
+            inside[region.y0 : region.y0 + region.side, region.x0 : region.x0 + region.side] = True
         diffs = []
         for k in range(30):
             rig, neural = (s.compose(s.produce(k)) for s in scenes)
@@ -226,3 +226,21 @@ def test_avatar_build_writes_a_loadable_student_and_resumes(tmp_path: Path) -> N
         progress=False,
     )
     assert again["teacher_resumed_from"] == 3 and again["teacher_steps"] == 5
+
+
+def test_one_model_serves_a_cast_and_a_named_file_wins(tmp_path: Path) -> None:
+    from lipsync.neural.build import BuildConfig, build_model
+    from lipsync.neural.renderer import load_weights_dir, weights_index
+
+    config = BuildConfig(
+        variant="tiny", n_clips=2, held_out_clips=1, teacher_steps=2, student_steps=1, n_pairs=4
+    )
+    leo = Cast.builtin().get("LEO")
+    summary = build_model([MAYA, leo], name="duo", out_dir=tmp_path, config=config, progress=False)
+    assert summary["characters"] == ["MAYA", "LEO"]
+    assert weights_index(tmp_path) == {"MAYA": tmp_path / "duo.safetensors", "LEO": tmp_path / "duo.safetensors"}
+    models = load_weights_dir(tmp_path)
+    assert models["MAYA"] is models["LEO"]  # loaded once: both batch through one model
+    build_model([leo], name="leo", out_dir=tmp_path, config=config, progress=False)
+    index = weights_index(tmp_path)
+    assert index["LEO"] == tmp_path / "leo.safetensors" and index["MAYA"] == tmp_path / "duo.safetensors"

@@ -127,6 +127,19 @@ def _parse_metadata(
     return config, kind, step, extra
 
 
+def read_extra(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A checkpoint's ``talkie.extra`` without loading its tensors."""
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            metadata = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise CheckpointError(
+            f"checkpoint {path} is truncated or not a safetensors file: {err}"
+        ) from err
+    return _parse_metadata(path, metadata)[3]
+
+
 def load_state_into(model: FaceGen, state: dict[str, torch.Tensor], *, source: str) -> None:
     """Copy ``state`` into ``model``, naming any missing, unexpected or mis-shaped tensor."""
     own = model.state_dict()

@@ -16,18 +16,25 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from accel.sampler import sample
+from accel.scheduler import FaceJob, facegen_runner
 from avatar.pose import Pose
 from avatar.scene import Compositor
-from lipsync.neural.checkpoint import CheckpointError, load_checkpoint
+from lipsync.neural.checkpoint import CheckpointError, load_checkpoint, read_extra
 from lipsync.neural.data import FaceCond
 from lipsync.neural.model import FaceGen, feather_mask
-from lipsync.neural.rig_data import crop_regions, paste_regions, region_masks, regions_for
+from lipsync.neural.rig_data import (
+    FaceRegion,
+    crop_regions,
+    paste_regions,
+    region_masks,
+    regions_for,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -69,11 +76,13 @@ def load_student(path: str | Path, *, int8: bool = False) -> FaceGen:
     return model
 
 
-def load_cast_models(
-    names: Sequence[str], *, weights_dir: str | Path | None = None
-) -> dict[str, FaceGen]:
-    """Models for the characters in ``names`` that have one in ``weights_dir``; others are left out.
+def weights_index(weights_dir: str | Path | None = None) -> dict[str, Path]:
+    """Which student file serves which character: ``{UPPER NAME: path}``.
 
+    A file lists its characters in ``extra["characters"]`` (a cast model serves several); older
+    files name one character by their stem. A file named after a character wins over a cast
+    file that also lists it. ``*.teacher.safetensors`` files are not students and are skipped,
+    and so are models built from a person's video (they are driven by audio, not visemes).
     A directory that does not exist is a ``CheckpointError`` (a typo must not silently fall back).
     """
     root = Path(weights_dir) if weights_dir is not None else default_weights_dir()
@@ -81,31 +90,70 @@ def load_cast_models(
         raise CheckpointError(
             f"neural weights directory {root} does not exist; run `talkie avatar build` first"
         )
+    index: dict[str, Path] = {}
+    for path in sorted(root.glob("*.safetensors")):
+        if "." in path.stem:
+            continue
+        extra = read_extra(path)
+        if extra.get("source") == "video":  # a person's own video model: `talkie avatar animate`
+            continue
+        names = extra.get("characters") or [path.stem]
+        for name in (str(n).upper() for n in names):
+            if name not in index or path.stem.upper() == name:
+                index[name] = path
+    return index
+
+
+def _load_shared(paths: Mapping[str, Path]) -> dict[str, FaceGen]:
+    """Load each file once; characters served by one file share one model object."""
+    loaded: dict[Path, FaceGen] = {}
     models: dict[str, FaceGen] = {}
-    for name in names:
-        path = root / f"{name.lower()}.safetensors"
-        if path.exists():
-            models[name] = load_student(path)
-        else:
-            logger.warning(
-                "neural backend: no model for %s at %s, it falls back to the rig", name, path
-            )
+    for name, path in paths.items():
+        if path not in loaded:
+            loaded[path] = load_student(path)
+        models[name] = loaded[path]
     return models
 
 
+def load_cast_models(
+    names: Sequence[str], *, weights_dir: str | Path | None = None
+) -> dict[str, FaceGen]:
+    """Models for the characters in ``names`` that have one in ``weights_dir``; others are left out."""
+    index = weights_index(weights_dir)
+    wanted: dict[str, Path] = {}
+    for name in names:
+        if name.upper() in index:
+            wanted[name] = index[name.upper()]
+        else:
+            logger.warning("neural backend: no model for %s, it falls back to the rig", name)
+    return _load_shared(wanted)
+
+
 def load_weights_dir(weights_dir: str | Path | None = None) -> dict[str, FaceGen]:
-    """Every student in ``weights_dir`` (default: shipped), keyed by upper-case character name."""
-    root = Path(weights_dir) if weights_dir is not None else default_weights_dir()
-    if not root.is_dir():
-        raise CheckpointError(
-            f"neural weights directory {root} does not exist; run `talkie avatar build` first"
-        )
-    paths = [p for p in sorted(root.glob("*.safetensors")) if "." not in p.stem]
-    return {p.stem.upper(): load_student(p) for p in paths}
+    """Every character with a student in ``weights_dir`` (default: shipped), keyed by upper-case name."""
+    return _load_shared(weights_index(weights_dir))
+
+
+@dataclass(frozen=True)
+class FaceSlot:
+    """One neural character of a compositor: where its face is and what conditions it."""
+
+    slot: int  # the character's index in the compositor
+    model: FaceGen
+    region: FaceRegion
+    reference: torch.Tensor  # (1, 3, c, c) the rest pose's crop
+    mask: torch.Tensor  # (1, 1, c, c) hard mouth mask
+    soft: torch.Tensor  # (1, 1, c, c) paint mask
+    seed: int  # its fixed start noise: the same drive gives the same mouth every time
 
 
 class NeuralFaceRenderer:
-    """Paints mouths into frames of one compositor. Not thread-safe (one per rendering thread)."""
+    """Paints mouths into frames of one compositor. Not thread-safe (one per rendering thread).
+
+    ``paint`` runs the models itself (offline rendering). A live session instead asks ``jobs``
+    for one ``FaceJob`` per character, lets the shared scheduler batch them with other sessions'
+    frames, and ``paste``s what comes back.
+    """
 
     def __init__(
         self,
@@ -117,45 +165,56 @@ class NeuralFaceRenderer:
     ) -> None:
         self.steps = steps
         names = [rig.spec.name for rig in compositor.rigs]
-        # Characters sharing one model run as one batch: slot indices per model.
-        self._groups: list[tuple[FaceGen, list[int]]] = []
-        for model in {id(m): m for m in models.values()}.values():
-            slots = [i for i, n in enumerate(names) if models.get(n) is model]
-            if slots:
-                self._groups.append((model, slots))
-        self.neural_slots = sorted(i for _, slots in self._groups for i in slots)
         rest = compositor.compose([Pose()] * len(names))
-        gen = torch.Generator().manual_seed(seed)
-        self._state = []
-        for model, slots in self._groups:
+        self.slots: list[FaceSlot] = []
+        for i, name in enumerate(names):
+            model = models.get(name)
+            if model is None:
+                continue
             crop_px = model.cfg.crop_px
-            regions = [regions_for(compositor, crop_px=crop_px)[i] for i in slots]
-            mask = region_masks(regions)  # (B, 1, c, c)
-            self._state.append(
-                (
-                    regions,
-                    crop_regions(rest, regions, crop_px=crop_px),  # references (B, 3, c, c)
-                    mask,
-                    paint_mask(mask),  # (B, 1, c, c)
-                    # Fixed noise per character: the same drive gives the same mouth every time.
-                    torch.randn((len(slots), 3, crop_px, crop_px), generator=gen),
+            region = regions_for(compositor, crop_px=crop_px)[i]
+            mask = region_masks([region])
+            self.slots.append(
+                FaceSlot(
+                    slot=i,
+                    model=model,
+                    region=region,
+                    reference=crop_regions(rest, [region], crop_px=crop_px),
+                    mask=mask,
+                    soft=paint_mask(mask),
+                    seed=seed * 1000 + i,
                 )
             )
+        self.neural_slots = [f.slot for f in self.slots]
+
+    def jobs(self, frame: np.ndarray, drives: Sequence[np.ndarray]) -> list[tuple[FaceSlot, FaceJob]]:
+        """One job per neural character of ``frame``; ``drives[i]`` is character i's drive window
+        (Cd, Wd) centred on this frame."""
+        out = []
+        for face in self.slots:
+            current = crop_regions(frame, [face.region], crop_px=face.model.cfg.crop_px)
+            drive = torch.from_numpy(np.asarray(drives[face.slot], np.float32)[None])
+            cond = FaceCond(
+                reference=face.reference, masked=current * (1.0 - face.mask), mask=face.mask,
+                drive=drive,
+            )
+            out.append((face, FaceJob(cond=cond, seed=face.seed)))
+        return out
+
+    @staticmethod
+    def paste(frame: np.ndarray, face: FaceSlot, crop: torch.Tensor) -> None:
+        """Blend one generated crop (3, c, c) into ``frame`` in place."""
+        paste_regions(frame, [face.region], crop[None].clamp(-1.0, 1.0), face.soft)
 
     def paint(self, frame: np.ndarray, drives: Sequence[np.ndarray]) -> np.ndarray:
-        """Repaint mouths in ``frame`` (H, W, 3) uint8, in place; ``drives[i]`` is character i's
-        drive window (Cd, Wd) centred on this frame. Returns ``frame``."""
-        with torch.inference_mode():
-            for (model, slots), (regions, reference, mask, soft, noise) in zip(
-                self._groups, self._state, strict=True
-            ):
-                current = crop_regions(frame, regions, crop_px=model.cfg.crop_px)
-                drive = torch.from_numpy(
-                    np.stack([np.asarray(drives[i], np.float32) for i in slots])
-                )
-                cond = FaceCond(
-                    reference=reference, masked=current * (1.0 - mask), mask=mask, drive=drive
-                )
-                out = sample(model, cond, steps=self.steps, noise=noise, compose=False)
-                paste_regions(frame, regions, out.clamp(-1.0, 1.0), soft)
+        """Repaint mouths in ``frame`` (H, W, 3) uint8, in place, characters sharing a model in
+        one forward pass. Returns ``frame``."""
+        jobs = self.jobs(frame, drives)
+        by_model: dict[int, list[tuple[FaceSlot, FaceJob]]] = {}
+        for face, job in jobs:
+            by_model.setdefault(id(face.model), []).append((face, job))
+        for group in by_model.values():
+            run = facegen_runner(group[0][0].model, steps=self.steps, compose=False)
+            for (face, _), crop in zip(group, run([job for _, job in group]), strict=True):
+                self.paste(frame, face, crop)
         return frame

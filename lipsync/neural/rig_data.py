@@ -228,12 +228,15 @@ def rig_clips(
     frame_px: int = 256,
     speech: SpeechEngine | None = None,
     window_frames: int = 5,
+    first: int = 0,
 ) -> list[RigClip]:
-    """``n_clips`` clips of ``spec``: line i spoken in voice i mod len(voice_grid)."""
+    """Clips ``first .. n_clips - 1`` of ``spec``: line i spoken in voice i mod len(voice_grid).
+
+    ``first`` skips clips without drawing them (e.g. only a build's held-out clips)."""
     speech = speech or SpeechEngine()
     voices = voice_grid(spec)
     clips = []
-    for i in range(n_clips):
+    for i in range(first, n_clips):
         utt = speech.say(lines[i % len(lines)], voices[i % len(voices)])
         clips.append(
             rig_clip(
