@@ -147,7 +147,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     elif args.what == "model":
         from stream.bench_model import bench_shipped_model
 
-        report = bench_shipped_model(weights_dir=args.neural_weights, plot_path=Path(args.plot))
+        report = bench_shipped_model(
+            weights_dir=args.neural_weights, plot_path=Path(args.plot), compile=args.compile
+        )
     else:
         raise ValueError(f"unknown benchmark {args.what!r}")
     print(json.dumps(report, indent=2))
@@ -274,6 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--neural-weights", default=None, metavar="DIR", help="model: models to bench (default: shipped)")
     bench.add_argument("--backend", choices=["rig", "neural"], default="rig", help="stream: mouths by the rig or the neural model")
     bench.add_argument("--plot", default="bench_model.png", help="model: where to write the plot PNG")
+    bench.add_argument(
+        "--compile", action="store_true", help="model: time torch.compile'd models (minutes of compiling first)"
+    )
     bench.add_argument(
         "--seconds", type=float, default=60.0,
         help="render: media length; stream: seconds per level (6); export: episode length (600)",

@@ -90,21 +90,21 @@ class FaceService:
     ) -> int:
         """Repaint the mouths of ``frame`` in place; returns how many characters kept the rig's
         mouth because their crop missed the deadline ``shown_at_s + budget_s``."""
-        jobs = painter.jobs(frame, drives)
-        if not jobs:
+        tasks = painter.jobs(frame, drives)
+        if not tasks:
             return 0
         deadline = shown_at_s + self.config.budget_s
         futures = self.scheduler.submit_many(
             [
                 RenderRequest(
-                    character_id=str(face.slot), session_id=session_key, deadline_s=deadline,
-                    inputs=job, model_key=self._keys[id(face.model)],
+                    character_id=str(t.face.slot), session_id=session_key, deadline_s=deadline,
+                    inputs=t.job, model_key=self._keys[id(t.face.model)],
                 )
-                for face, job in jobs
+                for t in tasks
             ]
         )
         missed = 0
-        for (face, _), fut in zip(jobs, futures, strict=True):
+        for task, fut in zip(tasks, futures, strict=True):
             try:
                 # The worker drops a request it finds late, so this wait is bounded by the
                 # deadline plus one batch; the timeout only guards against a stuck worker.
@@ -115,8 +115,8 @@ class FaceService:
             ):
                 missed += 1
                 continue
-            painter.paste(frame, face, crop)
-        self.painted += len(jobs) - missed
+            painter.paste(frame, task, crop)
+        self.painted += len(tasks) - missed
         self.missed += missed
         return missed
 

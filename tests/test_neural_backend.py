@@ -244,3 +244,31 @@ def test_one_model_serves_a_cast_and_a_named_file_wins(tmp_path: Path) -> None:
     build_model([leo], name="leo", out_dir=tmp_path, config=config, progress=False)
     index = weights_index(tmp_path)
     assert index["LEO"] == tmp_path / "leo.safetensors" and index["MAYA"] == tmp_path / "duo.safetensors"
+
+
+def test_neural_paste_never_repaints_the_set_behind_a_face() -> None:
+    """Pixels of a face region that show the empty set keep the set exactly (no pale patch)."""
+    kai = Cast.builtin().get("KAI")
+    comp = Compositor(
+        layout=SceneLayout.for_count(2, width_px=640, height_px=360), characters=[MAYA, kai]
+    )
+    painter = NeuralFaceRenderer(compositor=comp, models=load_cast_models(["MAYA", "KAI"]))
+    director = SceneDirector.for_compositor(comp)
+    open_mouth = np.zeros(15, np.float32)
+    open_mouth[1] = 1.0  # "aa": wide open, so the mouth box reaches below the chin
+    drive = np.repeat(open_mouth[:, None], 5, axis=1)
+    frame = comp.compose(director.poses(0, mouths=[open_mouth, open_mouth], speaking=[True, True]))
+    on_set = np.abs(frame.astype(np.int16) - comp.background()).max(axis=2) <= 2
+    # Set pixels 2 px or more from any character pixel (the paste's edge is resampled).
+    near = torch.nn.functional.max_pool2d(torch.from_numpy(~on_set).float()[None, None], 5, 1, 2)
+    set_pixels = near[0, 0].numpy() == 0
+    painted = painter.paint(frame.copy(), [drive, drive])
+    changed = np.any(painted != frame, axis=2)
+    assert changed.sum() > 100  # the mouths were repainted
+    shown = 0
+    for task in painter.jobs(frame, [drive, drive]):
+        r = task.face.region
+        box = (slice(r.y0, r.y0 + r.side), slice(r.x0, r.x0 + r.side))
+        shown += int(set_pixels[box].sum())
+        assert not (changed[box] & set_pixels[box]).any()
+    assert shown > 50  # KAI's region does show the set (beside his chin and neck)

@@ -62,6 +62,14 @@ TRAINING_LINES: tuple[str, ...] = (
 )
 
 
+# Backgrounds behind the training clips: the corners of a face region show the set, so the model
+# must learn to continue whatever is there (one set only, and it paints that set's colour
+# everywhere). 7 entries: with the 5 voices, line, voice and set combinations vary.
+TRAINING_SETS: tuple[str, ...] = (
+    "studio", "kitchen", "park", "office", "newsroom", "#2d3142", "#e8d5b7",
+)
+
+
 @dataclass(frozen=True)
 class FaceRegion:
     """A square face region of a frame: frame pixels ``[y0, y0+side) x [x0, x0+side)``, and its
@@ -170,10 +178,13 @@ def rig_clip(
     frame_px: int = 256,
     window_frames: int = 5,
     pcm: np.ndarray | None = None,
+    set_name: str = "studio",
 ) -> RigClip:
     """Draw ``spec`` saying a line whose mouth track is ``mouth`` (N, 15) and cut its face crops."""
     compositor = Compositor(
-        layout=SceneLayout.for_count(1, width_px=frame_px, height_px=frame_px), characters=[spec]
+        layout=SceneLayout.for_count(1, width_px=frame_px, height_px=frame_px),
+        characters=[spec],
+        set_name=set_name,
     )
     from avatar.director import SceneDirector  # local: director imports the scene module
 
@@ -230,7 +241,8 @@ def rig_clips(
     window_frames: int = 5,
     first: int = 0,
 ) -> list[RigClip]:
-    """Clips ``first .. n_clips - 1`` of ``spec``: line i spoken in voice i mod len(voice_grid).
+    """Clips ``first .. n_clips - 1`` of ``spec``: line i spoken in voice i mod len(voice_grid),
+    in front of set i mod len(TRAINING_SETS).
 
     ``first`` skips clips without drawing them (e.g. only a build's held-out clips)."""
     speech = speech or SpeechEngine()
@@ -246,6 +258,7 @@ def rig_clips(
                 frame_px=frame_px,
                 window_frames=window_frames,
                 pcm=utt.pcm,
+                set_name=TRAINING_SETS[i % len(TRAINING_SETS)],
             )
         )
     return clips
