@@ -129,6 +129,10 @@ class FrameState:
     mouths: tuple[np.ndarray, ...]
     speaking: tuple[bool, ...]
     notices: tuple[LineNotice, ...] = ()
+    # Per character: the viseme rows of frames k-2 .. k+2 (15, DRIVE_FRAMES), the neural
+    # backend's drive window. Rows not known yet (beyond the line's synthesised speech, or a live
+    # input) repeat the latest known row.
+    drives: tuple[np.ndarray, ...] = ()
 
 
 @dataclass
@@ -140,6 +144,31 @@ class SceneStats:
     mouths_kept_rig: int = 0  # neural mouths that missed their frame (the rig's was shown)
     last_latency_ms: float | None = None
     latencies_ms: list[float] = field(default_factory=list)
+
+
+DRIVE_FRAMES = 5  # the neural drive window: 200 ms of viseme rows centred on the frame
+DRIVE_HALF = DRIVE_FRAMES // 2
+
+
+def _line_window(utt: StreamingUtterance, j: int, row: np.ndarray) -> np.ndarray:
+    """Viseme rows j-2 .. j+2 of a playing line (15, 5); ``row`` is row j. Rows before the line
+    are rest; rows whose speech is not synthesised yet repeat the latest known row."""
+    cols = []
+    latest = np.asarray(row, np.float32)
+    for i in range(j - DRIVE_HALF, j + DRIVE_HALF + 1):
+        if i == j:
+            r: np.ndarray | None = latest
+        elif i < 0:
+            r = np.zeros(N_VISEMES, np.float32)
+            r[SIL] = 1.0
+        else:
+            r = utt.mouth_row(i)
+            if r is None:  # beyond the speech synthesised so far
+                r = latest
+            elif i > j:
+                latest = np.asarray(r, np.float32)
+        cols.append(np.asarray(r, np.float32))
+    return np.stack(cols, axis=1)  # (15, 5)
 
 
 class LiveScene:
@@ -318,6 +347,7 @@ class LiveScene:
         rest = np.zeros(N_VISEMES, np.float32)
         rest[SIL] = 1.0
         mouths = {name: rest for name in view.names}
+        drives: dict[str, np.ndarray] = {}
         for line in playing:
             j = k - (line.start_frame or 0)
             mix_into(mix, line.utt.audio(j * SAMPLES_PER_FRAME, SAMPLES_PER_FRAME), offset=0)
@@ -327,6 +357,8 @@ class LiveScene:
                 continue
             if line.speaker in mouths:
                 mouths[line.speaker] = row
+                if self._neural_models is not None:
+                    drives[line.speaker] = _line_window(line.utt, j, row)
         talking = {line.speaker for line in playing}
         for name, source in inputs:
             samples, weights = source.frame(k)
@@ -335,6 +367,10 @@ class LiveScene:
                 mouths[name] = weights
                 talking.add(name)
         self.stats.frames_produced += 1
+        if self._neural_models is not None:
+            for name in view.names:
+                if name not in drives or not np.array_equal(drives[name][:, DRIVE_HALF], mouths[name]):
+                    drives[name] = np.repeat(np.asarray(mouths[name], np.float32)[:, None], DRIVE_FRAMES, axis=1)
         return FrameState(
             index=k,
             audio=to_int16(limit(mix)),
@@ -342,6 +378,7 @@ class LiveScene:
             mouths=tuple(mouths[name] for name in view.names),
             speaking=tuple(name in talking for name in view.names),
             notices=tuple(notices),
+            drives=tuple(drives[name] for name in view.names) if drives else (),
         )
 
     def _advance(self, k: int) -> list[LineNotice]:
@@ -395,7 +432,6 @@ class LiveScene:
         frame = view.compositor.compose(poses)
         if self._neural_models is None:
             return frame
-        # Live has no look-ahead: each drive window holds this frame's weights in every slot.
         with self._paint_lock:
             painter = self._painters.get(view.version)
             if painter is None:
@@ -410,7 +446,7 @@ class LiveScene:
                 if rig_only:
                     logger.warning("neural backend: no model for %s; rig mouths for them", rig_only)
                 self._painters = {view.version: painter}
-        drives = [np.repeat(np.asarray(m, np.float32)[:, None], 5, axis=1) for m in state.mouths]
+        drives = list(state.drives)
         if self._faces is not None and shown_at_s is not None:
             kept = self._faces.paint(
                 frame, painter, drives, session_key=self.key, shown_at_s=shown_at_s

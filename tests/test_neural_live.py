@@ -148,3 +148,31 @@ async def test_server_neural_backend_streams_painted_mouths(speech: SpeechEngine
     during = (t >= started["media_time_s"]) & (t < ended["media_time_s"])
     quiet = (t < started["media_time_s"] - 0.1) | (t > ended["media_time_s"] + 0.2)
     assert opening[during].mean() > 2 * max(opening[quiet].mean(), 1e-3), (opening[during].mean(), opening[quiet].mean())
+
+
+def test_live_drive_window_looks_ahead_like_the_offline_one(speech: SpeechEngine) -> None:
+    """Live drive windows hold rows k-2 .. k+2 once the speech for them exists (as offline)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from lipsync.neural.data import viseme_windows
+    from stream.live import LiveScene
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        scene = LiveScene(
+            cast=Cast.builtin(), speech=speech, synth_executor=pool,
+            config=LiveConfig(width_px=320, height_px=256, backend="neural"),
+        )
+        [scene.produce(k) for k in range(5)]
+        line = scene.say("MAYA", "Where were you last night? I waited for hours.", received_at=time.monotonic())
+        assert line.utt.finished.wait(10.0)  # all speech exists: every look-ahead row is known
+        states = [scene.produce(k) for k in range(5, 5 + 100)]
+    maya = scene.view.names.index("MAYA")
+    track = np.stack([s.mouths[maya] for s in states])  # (N, 15)
+    start = next(i for i, s in enumerate(states) if s.speaking[maya])
+    end = start + int(np.ceil(line.utt.n_samples / 1920))
+    want = viseme_windows(track)  # the offline windows of the same rows
+    for i in range(start + 2, end - 2):
+        assert np.array_equal(states[i].drives[maya], want[i]), i
+    # A silent listener's window is its rest row, repeated.
+    leo = scene.view.names.index("LEO")
+    assert all(np.array_equal(s.drives[leo], np.repeat(s.mouths[leo][:, None], 5, axis=1)) for s in states)
