@@ -4,7 +4,8 @@ With ``--backend neural`` the engine makes one ``FaceService``. Each live scene'
 (a render worker thread, never the event loop) turns its frame into one ``FaceJob`` per neural
 character and submits them with the frame's deadline; the scheduler's single worker runs the
 jobs of all sessions that share a model in one forward pass, earliest deadline first, and the
-scene pastes the crops back. A crop that misses its deadline (or a full queue) leaves that
+scene pastes the crops back. While the model runs, the session waits on the event loop, not in
+a worker thread, so every session's frame can join the same batch. A crop that misses its deadline (or a full queue) leaves that
 character's rig mouth in the frame: the picture is never held back for the model.
 
 Deadlines: a frame is composed once its display time ``t0 + k / FPS`` has come, so its mouths are
@@ -16,8 +17,10 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
+import threading
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +35,7 @@ from accel.scheduler import (
     facegen_runner,
 )
 from lipsync.neural.model import FaceGen
-from lipsync.neural.renderer import NeuralFaceRenderer
+from lipsync.neural.renderer import FaceTask, NeuralFaceRenderer
 from lipsync.timebase import FPS
 
 logger = logging.getLogger(__name__)
@@ -50,6 +53,17 @@ class FaceServiceConfig:
             raise ValueError(f"steps must be >= 1, got {self.steps}")
         if self.budget_s <= 0:
             raise ValueError(f"budget_s must be > 0, got {self.budget_s}")
+
+
+@dataclass
+class PendingPaint:
+    """A frame whose mouths are being generated: its tasks and their futures."""
+
+    frame: np.ndarray
+    painter: NeuralFaceRenderer
+    tasks: list[FaceTask]
+    futures: list[Future[Any]]
+    deadline_s: float
 
 
 class FaceService:
@@ -73,13 +87,14 @@ class FaceService:
             max_batch=self.config.max_batch,
             gather_s=self.config.gather_ms / 1000.0,
         ).start()
+        self._count_lock = threading.Lock()
         self.painted = 0
         self.missed = 0
 
     def painter(self, compositor: Any) -> NeuralFaceRenderer:
         return NeuralFaceRenderer(compositor=compositor, models=self.models, steps=self.config.steps)
 
-    def paint(
+    def submit(
         self,
         frame: np.ndarray,
         painter: NeuralFaceRenderer,
@@ -87,12 +102,12 @@ class FaceService:
         *,
         session_key: str,
         shown_at_s: float,
-    ) -> int:
-        """Repaint the mouths of ``frame`` in place; returns how many characters kept the rig's
-        mouth because their crop missed the deadline ``shown_at_s + budget_s``."""
+    ) -> PendingPaint:
+        """Queue the mouths of ``frame``, due ``budget_s`` after ``shown_at_s``; does not wait.
+
+        The caller waits for ``pending.futures`` however it likes (a thread, or the event loop
+        without holding a thread) and then calls ``finish``."""
         tasks = painter.jobs(frame, drives)
-        if not tasks:
-            return 0
         deadline = shown_at_s + self.config.budget_s
         futures = self.scheduler.submit_many(
             [
@@ -103,22 +118,42 @@ class FaceService:
                 for t in tasks
             ]
         )
+        return PendingPaint(frame=frame, painter=painter, tasks=tasks, futures=futures, deadline_s=deadline)
+
+    def finish(self, pending: PendingPaint) -> int:
+        """Paste the crops of ``pending`` into its frame; returns how many characters kept the
+        rig's mouth because their crop missed the deadline (or the queue was full)."""
         missed = 0
-        for task, fut in zip(tasks, futures, strict=True):
+        for task, fut in zip(pending.tasks, pending.futures, strict=True):
             try:
                 # The worker drops a request it finds late, so this wait is bounded by the
                 # deadline plus one batch; the timeout only guards against a stuck worker.
-                crop = fut.result(timeout=max(0.0, deadline - time.monotonic()) + 1.0)
+                crop = fut.result(timeout=max(0.0, pending.deadline_s - time.monotonic()) + 1.0)
             except (
                 DeadlineMissed, SchedulerBusy, SchedulerClosed,
                 concurrent.futures.CancelledError, concurrent.futures.TimeoutError,
             ):
                 missed += 1
                 continue
-            painter.paste(frame, task, crop)
-        self.painted += len(tasks) - missed
-        self.missed += missed
+            pending.painter.paste(pending.frame, task, crop)
+        with self._count_lock:
+            self.painted += len(pending.tasks) - missed
+            self.missed += missed
         return missed
+
+    def paint(
+        self,
+        frame: np.ndarray,
+        painter: NeuralFaceRenderer,
+        drives: Sequence[np.ndarray],
+        *,
+        session_key: str,
+        shown_at_s: float,
+    ) -> int:
+        """``submit`` then ``finish`` on the calling thread: repaint ``frame``'s mouths in place."""
+        return self.finish(
+            self.submit(frame, painter, drives, session_key=session_key, shown_at_s=shown_at_s)
+        )
 
     def cancel(self, session_key: str) -> None:
         self.scheduler.cancel(session_id=session_key)

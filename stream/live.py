@@ -38,7 +38,7 @@ from stream.errors import ClientError
 
 if TYPE_CHECKING:
     from lipsync.neural.model import FaceGen
-    from stream.faces import FaceService
+    from stream.faces import FaceService, PendingPaint
 
 logger = logging.getLogger(__name__)
 
@@ -427,11 +427,28 @@ class LiveScene:
         ``shown_at_s``: the monotonic time the frame is due on screen; with a shared
         ``FaceService`` a character whose mouth is not ready by then (plus the service's budget)
         keeps the rig's mouth in this frame."""
+        frame, pending = self.start_compose(state, shown_at_s=shown_at_s)
+        return self.finish_compose(frame, pending)
+
+    def finish_compose(self, frame: np.ndarray, pending: PendingPaint | None) -> np.ndarray:
+        """Paste the neural mouths of a ``start_compose`` (waiting for any not done yet)."""
+        if pending is None or self._faces is None:
+            return frame
+        kept = self._faces.finish(pending)
+        with self._lock:
+            self.stats.mouths_kept_rig += kept
+        return frame
+
+    def start_compose(
+        self, state: FrameState, *, shown_at_s: float | None = None
+    ) -> tuple[np.ndarray, PendingPaint | None]:
+        """The rig's picture of ``state`` and, with a shared ``FaceService``, its mouths queued
+        for the model (``None`` when there is nothing to wait for)."""
         view = state.view
         poses = view.director.poses(state.index, mouths=state.mouths, speaking=state.speaking)
         frame = view.compositor.compose(poses)
         if self._neural_models is None:
-            return frame
+            return frame, None
         with self._paint_lock:
             painter = self._painters.get(view.version)
             if painter is None:
@@ -448,13 +465,11 @@ class LiveScene:
                 self._painters = {view.version: painter}
         drives = list(state.drives)
         if self._faces is not None and shown_at_s is not None:
-            kept = self._faces.paint(
+            pending = self._faces.submit(
                 frame, painter, drives, session_key=self.key, shown_at_s=shown_at_s
             )
-            with self._lock:
-                self.stats.mouths_kept_rig += kept
-            return frame
-        return painter.paint(frame, drives)
+            return frame, pending
+        return painter.paint(frame, drives), None
 
     @property
     def media_samples(self) -> int:

@@ -10,6 +10,7 @@ frames (their pts are skipped too); audio is never skipped.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import threading
 import time
@@ -110,11 +111,34 @@ class SessionMedia:
         thread-safe, and the RTP sender converts the streamed frame in another thread.
         """
 
-        def work() -> list[av.VideoFrame]:
-            rgb = self.scene.compose(state, shown_at_s=self.start_time() + state.index * FRAME_S)
-            return [av.VideoFrame.from_ndarray(rgb, format="rgb24") for _ in range(1 + copies)]
+        loop = asyncio.get_running_loop()
+        shown_at_s = self.start_time() + state.index * FRAME_S
+        rgb, pending = await loop.run_in_executor(
+            self._executor, lambda: self.scene.start_compose(state, shown_at_s=shown_at_s)
+        )
+        if pending is not None and pending.futures:
+            # The neural mouths run on the shared scheduler's thread: wait here, on the loop,
+            # so no worker thread idles and other sessions' frames can join the same batch.
+            await _wait_all(pending.futures, timeout_s=pending.deadline_s - time.monotonic() + 1.0)
 
-        return await asyncio.get_running_loop().run_in_executor(self._executor, work)
+        def work() -> list[av.VideoFrame]:
+            done = self.scene.finish_compose(rgb, pending)
+            return [av.VideoFrame.from_ndarray(done, format="rgb24") for _ in range(1 + copies)]
+
+        return await loop.run_in_executor(self._executor, work)
+
+
+async def _wait_all(futures: list[concurrent.futures.Future[Any]], *, timeout_s: float) -> None:
+    """Wait for thread futures without holding a thread; outcomes are read later by their owner."""
+    wrapped = [asyncio.wrap_future(f) for f in futures]
+    try:
+        await asyncio.wait(wrapped, timeout=max(0.0, timeout_s))
+    finally:
+        for w in wrapped:
+            if w.done() and not w.cancelled():
+                w.exception()  # retrieved here; the thread future keeps the result
+            elif not w.done():
+                w.cancel()  # cancels the thread future too: its frame keeps the rig's mouth
 
 
 class SceneVideoTrack(MediaStreamTrack):
