@@ -136,7 +136,7 @@ def paste_regions(
     for r, crop, m in zip(regions, crops, soft, strict=True):
         if crop.shape[-1] != r.side:
             crop = F.interpolate(
-                crop[None], size=(r.side, r.side), mode="bilinear", align_corners=False
+                crop[None], size=(r.side, r.side), mode="bicubic", align_corners=False
             )[0]
             m = F.interpolate(m[None], size=(r.side, r.side), mode="bilinear", align_corners=False)[
                 0
