@@ -312,20 +312,21 @@ def facegen_runner(
     caller pastes them with its own mask).
     """
     sizes = sorted(pad_to)
+    weight = next(model.parameters())
+    device, dtype = weight.device, (weight.dtype if weight.is_floating_point() else torch.float32)
 
     def run(jobs: list[Any]) -> list[torch.Tensor]:
         n = len(jobs)
         padded = next((s for s in sizes if s >= n), n)
         jobs = list(jobs) + [jobs[-1]] * (padded - n)
-        cond = FaceCond.cat([j.cond for j in jobs])
+        # Jobs are made on the CPU; the model may sit on a GPU in bfloat16.
+        cond = FaceCond.cat([j.cond for j in jobs]).to(device, dtype)
         shape = cond.masked.shape[1:]
-        noise = torch.stack([job_noise(j.seed, shape) for j in jobs]).to(
-            device=cond.masked.device, dtype=cond.masked.dtype
-        )
+        noise = torch.stack([job_noise(j.seed, shape) for j in jobs]).to(device=device, dtype=dtype)
         with torch.inference_mode():
             out = sample(
                 model, cond, steps=steps, noise=noise, feather_px=feather_px, compose=compose
             )
-        return list(out[:n].unbind(0))
+        return list(out[:n].float().cpu().unbind(0))
 
     return run

@@ -16,6 +16,7 @@ the picture anyway).
 from __future__ import annotations
 
 import concurrent.futures
+import copy
 import logging
 import threading
 import time
@@ -25,7 +26,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 
+from accel.device import pick_device, pick_dtype, prepare_for_inference
 from accel.scheduler import (
     DeadlineMissed,
     FrameScheduler,
@@ -44,6 +47,7 @@ logger = logging.getLogger(__name__)
 @dataclass(frozen=True, slots=True)
 class FaceServiceConfig:
     steps: int = 1  # student sampler steps
+    device: str = "auto"  # "auto": CUDA (bfloat16) when present, else the CPU (float32)
     max_batch: int = 16  # characters x sessions in one forward pass
     gather_ms: float = 3.0  # how long a part-full batch waits for other sessions' frames
     budget_s: float = 1.0 / FPS  # how late after its display time a frame's mouths may come
@@ -74,6 +78,7 @@ class FaceService:
             raise ValueError("the neural backend has no trained models to serve")
         self.config = config or FaceServiceConfig()
         self.models = dict(models)
+        self.device = pick_device(self.config.device)
         # One runner per distinct model: characters served by one cast model share batches.
         self._keys: dict[int, str] = {}
         runners = {}
@@ -81,7 +86,12 @@ class FaceService:
             if id(model) not in self._keys:
                 key = f"model{len(self._keys)}"
                 self._keys[id(model)] = key
-                runners[key] = facegen_runner(model, steps=self.config.steps, compose=False)
+                placed: torch.nn.Module = model
+                if self.device.type != "cpu":  # the CPU keeps the loaded float32 model as is
+                    placed = prepare_for_inference(
+                        copy.deepcopy(model), device=self.device, dtype=pick_dtype(self.device)
+                    )
+                runners[key] = facegen_runner(placed, steps=self.config.steps, compose=False)
         self.scheduler = FrameScheduler(
             runners,
             max_batch=self.config.max_batch,
@@ -163,6 +173,7 @@ class FaceService:
         sizes = list(s.batch_sizes)
         return {
             "models": len(self._keys),
+            "device": str(self.device),
             "characters": sorted(self.models),
             "painted": self.painted,
             "kept_rig_mouth": self.missed,

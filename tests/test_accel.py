@@ -323,3 +323,17 @@ def test_bench_model_reports_speed_and_quality(toy, teacher):
     assert all(r["ms_per_frame"] > 0 for r in report["speed"])
     assert {"psnr_mouth_db", "ssim_mouth", "psnr_vs_teacher_db"} <= set(report["quality"][0])
     assert "speedup_vs_teacher_b1" in report["summary"]
+
+
+def test_facegen_runner_feeds_a_model_in_its_own_dtype(toy, teacher):
+    """Jobs are made in float32 on the CPU; a bfloat16 model (as on CUDA) gets them in its dtype
+    and the results come back as float32 CPU tensors."""
+    import copy
+
+    half = copy.deepcopy(teacher).to(torch.bfloat16)
+    jobs = [FaceJob(cond=toy.batch([i]).cond, seed=i) for i in range(2)]
+    want = facegen_runner(teacher, steps=1)(jobs)
+    got = facegen_runner(half, steps=1)(jobs)
+    for a, b in zip(got, want, strict=True):
+        assert a.dtype == torch.float32 and a.device.type == "cpu"
+        assert (a - b).abs().mean() < 0.05

@@ -154,7 +154,8 @@ class CondEmbedding(nn.Module):
         )
 
     def forward(self, t: torch.Tensor, drive: torch.Tensor) -> torch.Tensor:
-        temb = self.time_mlp(timestep_embedding(t, self.time_freqs))  # (B, D)
+        # The embedding is computed in float32 (sin/cos of t * 1000), then fed in the model's dtype.
+        temb = self.time_mlp(timestep_embedding(t, self.time_freqs).to(drive.dtype))  # (B, D)
         demb = self.drive_mlp(drive.flatten(1))  # (B, Cd, Wd) -> (B, Cd*Wd) -> (B, D)
         return F.silu(temb + demb)  # (B, D)
 
