@@ -133,7 +133,7 @@ def test_neural_mouth_follows_speech() -> None:
     rest = np.zeros(15, np.float32)
     rest[0] = 1.0
     painter = NeuralFaceRenderer(compositor=comp, models=load_cast_models(["MAYA"]))
-    r = regions_for(comp, crop_px=64)[0]
+    r = regions_for(comp, crop_px=load_student(SHIPPED).cfg.crop_px)[0]
     face = (slice(r.y0, r.y0 + r.side), slice(r.x0, r.x0 + r.side))
     opening = []
     for k in range(n):
@@ -272,3 +272,15 @@ def test_neural_paste_never_repaints_the_set_behind_a_face() -> None:
         shown += int(set_pixels[box].sum())
         assert not (changed[box] & set_pixels[box]).any()
     assert shown > 50  # KAI's region does show the set (beside his chin and neck)
+
+
+def test_avatar_build_cli_names_what_is_wrong(capsys) -> None:
+    from stream.cli import main
+
+    assert main(["avatar", "build", "-q"]) == 2
+    assert "name the characters to build" in capsys.readouterr().err
+    assert main(["avatar", "build", "MAYA", "NOBODY", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "'NOBODY' is not a built-in character" in err and "MAYA" in err
+    assert main(["avatar", "build", "MAYA", "--video", "x.mp4", "-q"]) == 2
+    assert "name no characters" in capsys.readouterr().err
