@@ -4,12 +4,14 @@ Frame contract (the rig's): frame k shows the mouth for audio samples of frame k
 the whole frame first; then, for every character with a trained model, the face region around its
 mouth is cut (rig_data.crop_regions), the mouth box blanked, and the student generates the mouth
 from the rest pose, the surrounding face and the drive window centred on frame k, in one forward
-pass batched across characters that share a model. The crop is pasted back with the feathered
-mask of ``compose_crop``: pixels outside the feathered mouth region keep the rig's values exactly.
+pass batched across characters that share a model. The crop is pasted back with a feathered mask
+kept inside the model's mask and limited to the character's own pixels (``foreground``): pixels
+outside it, the set behind a chin included, keep the rig's values exactly.
 Characters without a model keep the rig's mouth (logged once).
 
-Models load from ``lipsync/weights/neural/<name>.safetensors`` (float16 weights, float32 at run
-time). Loading errors are ``CheckpointError``s naming the file.
+Models load from ``lipsync/weights/neural/*.safetensors`` (float16 weights, float32 at run time):
+a file serves the characters its metadata lists (the shipped ``cast.safetensors`` serves the whole
+built-in cast), see ``weights_index``. Loading errors are ``CheckpointError``s naming the file.
 """
 
 from __future__ import annotations
