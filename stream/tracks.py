@@ -16,9 +16,10 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import av
+import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from lipsync.timebase import (
@@ -30,6 +31,9 @@ from lipsync.timebase import (
     VIDEO_TIME_BASE,
 )
 from stream.live import FrameState, LiveScene
+
+if TYPE_CHECKING:
+    from stream.faces import PendingPaint
 
 logger = logging.getLogger(__name__)
 
@@ -113,19 +117,26 @@ class SessionMedia:
 
         loop = asyncio.get_running_loop()
         shown_at_s = self.start_time() + state.index * FRAME_S
-        rgb, pending = await loop.run_in_executor(
-            self._executor, lambda: self.scene.start_compose(state, shown_at_s=shown_at_s)
+
+        def frames(rgb: np.ndarray) -> list[av.VideoFrame]:
+            return [av.VideoFrame.from_ndarray(rgb, format="rgb24") for _ in range(1 + copies)]
+
+        def start() -> tuple[np.ndarray, PendingPaint | None, list[av.VideoFrame] | None]:
+            rgb, pending = self.scene.start_compose(state, shown_at_s=shown_at_s)
+            if pending is None or not pending.futures:  # nothing to wait for: done in one go
+                return rgb, None, frames(self.scene.finish_compose(rgb, pending))
+            return rgb, pending, None
+
+        rgb, pending, ready = await loop.run_in_executor(self._executor, start)
+        if ready is not None:
+            return ready
+        assert pending is not None
+        # The neural mouths run on the shared scheduler's thread: wait here, on the loop, so no
+        # worker thread idles and other sessions' frames can join the same batch.
+        await _wait_all(pending.futures, timeout_s=pending.deadline_s - time.monotonic() + 1.0)
+        return await loop.run_in_executor(
+            self._executor, lambda: frames(self.scene.finish_compose(rgb, pending))
         )
-        if pending is not None and pending.futures:
-            # The neural mouths run on the shared scheduler's thread: wait here, on the loop,
-            # so no worker thread idles and other sessions' frames can join the same batch.
-            await _wait_all(pending.futures, timeout_s=pending.deadline_s - time.monotonic() + 1.0)
-
-        def work() -> list[av.VideoFrame]:
-            done = self.scene.finish_compose(rgb, pending)
-            return [av.VideoFrame.from_ndarray(done, format="rgb24") for _ in range(1 + copies)]
-
-        return await loop.run_in_executor(self._executor, work)
 
 
 async def _wait_all(futures: list[concurrent.futures.Future[Any]], *, timeout_s: float) -> None:
