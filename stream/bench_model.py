@@ -72,22 +72,31 @@ def speech_sync(student: torch.nn.Module, clips: list[RigClip]) -> dict[str, Any
 
 
 def draw_plot(report: dict[str, Any], path: Path) -> Path:
-    """Bars of ms/frame per variant (batch 1) above traces of opening and energy; a PNG."""
-    w, h = 900, 560
+    """Bars of ms/frame per variant (batch 1 and batch 2) with each variant's mouth PSNR, above
+    traces of mouth opening and speech energy on a held-out clip; a PNG."""
+    w, h = 900, 600
     img = Image.new("RGB", (w, h), "white")
     d = ImageDraw.Draw(img)
-    rows = [r for r in report["speed"] if r["batch"] == 1]
-    top = max(r["ms_per_frame"] for r in rows)
-    d.text((10, 8), "ms/frame, batch 1 (log scale)", fill="black")
-    for i, r in enumerate(rows):
-        y = 30 + i * 22
-        frac = np.log1p(r["ms_per_frame"]) / np.log1p(top)
-        d.rectangle((220, y, 220 + int(600 * frac), y + 16), fill=(70, 120, 200))
-        label = f"{r['model']} {r['precision']} {r['steps']} st"
-        d.text((10, y + 2), label, fill="black")
-        d.text((225 + int(600 * frac), y + 2), f"{r['ms_per_frame']:.1f}", fill="black")
+    variants = list(dict.fromkeys((r["model"], r["precision"], r["steps"]) for r in report["speed"]))
+    ms = {(r["model"], r["precision"], r["steps"], r["batch"]): r["ms_per_frame"] for r in report["speed"]}
+    psnr = {(q["model"], q["precision"], q["steps"]): q["psnr_mouth_db"] for q in report["quality"]}
+    top = max(ms.values())
+    colours = {1: (70, 120, 200), 2: (230, 140, 40)}
+    d.text((10, 8), "ms/frame (log scale): batch 1 blue, batch 2 orange; mouth PSNR on the right", fill="black")
+    for i, v in enumerate(variants):
+        y = 30 + i * 34
+        d.text((10, y + 8), f"{v[0]} {v[1]} {v[2]} st", fill="black")
+        for j, batch in enumerate((1, 2)):
+            value = ms.get((*v, batch))
+            if value is None:
+                continue
+            length = int(560 * np.log1p(value) / np.log1p(top))
+            d.rectangle((200, y + 15 * j, 200 + length, y + 15 * j + 12), fill=colours[batch])
+            d.text((205 + length, y + 15 * j), f"{value:.1f}", fill="black")
+        if v in psnr:
+            d.text((820, y + 8), f"{psnr[v]:.2f} dB", fill="black")
     trace = report["speech_sync"]["trace"]
-    y0, y1 = 330, 540
+    y0, y1 = 380, 580
     d.text(
         (10, y0 - 20),
         "held-out clip: energy (grey), rig opening (green), student opening (red)",

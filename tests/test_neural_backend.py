@@ -284,3 +284,27 @@ def test_avatar_build_cli_names_what_is_wrong(capsys) -> None:
     assert "'NOBODY' is not a built-in character" in err and "MAYA" in err
     assert main(["avatar", "build", "MAYA", "--video", "x.mp4", "-q"]) == 2
     assert "name no characters" in capsys.readouterr().err
+
+
+def test_bench_model_reports_every_variant_and_draws_its_plot(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from lipsync.neural.build import BuildConfig, build_model
+    from stream.bench_model import bench_shipped_model
+
+    config = BuildConfig(
+        variant="tiny", n_clips=2, held_out_clips=1, teacher_steps=2, student_steps=1, n_pairs=4,
+        save_teacher=True,
+    )
+    build_model([MAYA, Cast.builtin().get("LEO")], name="duo", out_dir=tmp_path, config=config, progress=False)
+    report = bench_shipped_model(weights_dir=tmp_path, plot_path=tmp_path / "plot.png", n_eval=8)
+    assert report["checkpoint"]["characters"] == ["MAYA", "LEO"] and "note" not in report
+    rows = {(r["model"], r["precision"], r["steps"], r["batch"]) for r in report["speed"]}
+    for steps in (1, 2, 4):
+        for precision in ("float", "int8"):
+            assert {("student", precision, steps, 1), ("student", precision, steps, 2)} <= rows
+    assert ("teacher", "float", 32, 1) in rows
+    assert all(0 < q["psnr_mouth_db"] < 100 and 0 < q["ssim_mouth"] <= 1 for q in report["quality"][1:])
+    assert -1 <= report["speech_sync"]["corr_student_opening_vs_energy"] <= 1
+    with Image.open(report["plot"]) as plot:
+        assert plot.size == (900, 600)
