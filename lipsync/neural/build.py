@@ -46,32 +46,25 @@ from lipsync.neural.video_data import (
 
 logger = logging.getLogger(__name__)
 
-# "rig64": the shipped CPU model. 64 px crops, 1.5 M params, ~4x fewer FLOPs per step than
-# "small": trains in minutes on two shared cores, where "small" (96 px) managed too few steps
-# in the same budget to learn the rig's mouths.
+# "rig64": 64 px crops, 1.5 M params, ~4x fewer FLOPs per step than "small": trains in minutes
+# on two shared cores, where "small" (96 px, wider) managed too few steps in the same budget to
+# learn the rig's mouths. The default for a quick build of one character.
+_RIG64 = FaceGenConfig(
+    crop_px=64,
+    widths=(48, 96, 192),
+    depths=(1, 2, 2),
+    activation="relu",
+    cond_dim=96,
+    time_freqs=32,
+    refine_channels=8,
+)
 BUILD_VARIANTS: MappingProxyType[str, FaceGenConfig] = MappingProxyType(
     {
         "tiny": config_for("tiny"),
-        "rig64": FaceGenConfig(
-            crop_px=64,
-            widths=(48, 96, 192),
-            depths=(1, 2, 2),
-            activation="relu",
-            cond_dim=96,
-            time_freqs=32,
-            refine_channels=8,
-        ),
+        "rig64": _RIG64,
         # rig64's network at 96 px crops: ~2.3x the FLOPs, sharper mouths on faces drawn larger
-        # than ~100 px (a 512x512 two-character scene).
-        "rig96": FaceGenConfig(
-            crop_px=96,
-            widths=(48, 96, 192),
-            depths=(1, 2, 2),
-            activation="relu",
-            cond_dim=96,
-            time_freqs=32,
-            refine_channels=8,
-        ),
+        # than ~100 px (a 512x512 two-character scene). The shipped cast model.
+        "rig96": dataclasses.replace(_RIG64, crop_px=96),
         "small": config_for("small"),
     }
 )
