@@ -83,18 +83,18 @@ def draw_plot(report: dict[str, Any], path: Path) -> Path:
     top = max(ms.values())
     colours = {1: (70, 120, 200), 2: (230, 140, 40)}
     d.text((10, 8), "ms/frame (log scale): batch 1 blue, batch 2 orange; mouth PSNR on the right", fill="black")
-    for i, v in enumerate(variants):
+    for i, variant in enumerate(variants):
         y = 30 + i * 34
-        d.text((10, y + 8), f"{v[0]} {v[1]} {v[2]} st", fill="black")
+        d.text((10, y + 8), f"{variant[0]} {variant[1]} {variant[2]} st", fill="black")
         for j, batch in enumerate((1, 2)):
-            value = ms.get((*v, batch))
+            value = ms.get((*variant, batch))
             if value is None:
                 continue
             length = int(560 * np.log1p(value) / np.log1p(top))
             d.rectangle((200, y + 15 * j, 200 + length, y + 15 * j + 12), fill=colours[batch])
             d.text((205 + length, y + 15 * j), f"{value:.1f}", fill="black")
-        if v in psnr:
-            d.text((820, y + 8), f"{psnr[v]:.2f} dB", fill="black")
+        if variant in psnr:
+            d.text((820, y + 8), f"{psnr[variant]:.2f} dB", fill="black")
     trace = report["speech_sync"]["trace"]
     y0, y1 = 380, 580
     d.text(

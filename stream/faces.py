@@ -37,6 +37,7 @@ from accel.scheduler import (
     SchedulerClosed,
     facegen_runner,
 )
+from avatar.scene import Compositor
 from lipsync.neural.model import FaceGen
 from lipsync.neural.renderer import FaceTask, NeuralFaceRenderer
 from lipsync.timebase import FPS
@@ -71,7 +72,8 @@ class PendingPaint:
 
 
 class FaceService:
-    """Shared models + one ``FrameScheduler``; ``paint`` is called from render worker threads."""
+    """Shared models + one ``FrameScheduler``. ``submit``, ``finish`` and ``paint`` are called from
+    render worker threads (never the event loop); the model runs on the scheduler's thread."""
 
     def __init__(self, models: Mapping[str, FaceGen], *, config: FaceServiceConfig | None = None) -> None:
         if not models:
@@ -101,7 +103,7 @@ class FaceService:
         self.painted = 0
         self.missed = 0
 
-    def painter(self, compositor: Any) -> NeuralFaceRenderer:
+    def painter(self, compositor: Compositor) -> NeuralFaceRenderer:
         return NeuralFaceRenderer(compositor=compositor, models=self.models, steps=self.config.steps)
 
     def submit(
