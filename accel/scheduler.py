@@ -15,9 +15,9 @@ than the next one (the renderer repeats the previous frame). The queue is bounde
 (``max_pending``); a request that would overflow it fails at once with ``SchedulerBusy``.
 ``cancel(session_id=...)`` flushes a session's pending work on an interrupt.
 
-Deadlines are in seconds of ``clock`` (``time.monotonic`` by default). A session converts a
-frame's media time to a deadline with ``frame_deadline``; stamps stay frame counts, the wall
-clock only paces.
+Deadlines are in seconds of ``clock`` (``time.monotonic`` by default): a caller turns a frame's
+display time into a deadline; stamps stay frame counts, the wall clock only paces. The scheduler
+knows nothing of what it runs: ``accel.face_batches`` makes the runner for FaceGen.
 """
 
 from __future__ import annotations
@@ -32,13 +32,6 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
-
-import torch
-from torch import nn
-
-from accel.sampler import sample
-from lipsync.neural.data import FaceCond
-from lipsync.timebase import FPS
 
 logger = logging.getLogger(__name__)
 
@@ -78,15 +71,6 @@ class SchedulerStats:
     failed: int = 0
     batches: int = 0
     batch_sizes: deque[int] = field(default_factory=lambda: deque(maxlen=1000))  # the latest
-
-
-def frame_deadline(frame_index: int, *, session_start_s: float, latency_ms: float) -> float:
-    """Clock time by which frame ``frame_index`` must be rendered to play on time.
-
-    ``session_start_s`` is the clock time at which frame 0 is displayed; frames must be ready
-    ``latency_ms`` before their display time (the margin for compositing and encoding).
-    """
-    return session_start_s + frame_index / FPS - latency_ms / 1000.0
 
 
 class FrameScheduler:
@@ -281,52 +265,3 @@ class FrameScheduler:
                     return
                 self._gather()
             self.run_once()
-
-
-@dataclass(frozen=True)
-class FaceJob:
-    """Inputs of one FaceGen frame: its condition (batch of 1) and the seed of its noise."""
-
-    cond: FaceCond
-    seed: int
-
-
-def job_noise(seed: int, shape: Sequence[int]) -> torch.Tensor:
-    """The start noise of a job with ``seed``: the same wherever and with whatever it runs."""
-    return torch.randn(tuple(shape), generator=torch.Generator().manual_seed(seed))
-
-
-def facegen_runner(
-    model: nn.Module,
-    *,
-    steps: int,
-    pad_to: Sequence[int] = (),
-    feather_px: int = 2,
-    compose: bool = True,
-) -> BatchFn:
-    """A ``run_batch`` for FaceGen: stack the jobs' conditions, sample, split per job.
-
-    Each job's noise comes from its own seed, so a frame is the same whether it ran alone or in a
-    batch. ``pad_to`` (e.g. (1, 2, 4)) pads batches up to those sizes by repeating the last job,
-    so a compiled model sees only a few shapes. ``compose=False`` returns the raw samples (the
-    caller pastes them with its own mask).
-    """
-    sizes = sorted(pad_to)
-    weight = next(model.parameters())
-    device, dtype = weight.device, (weight.dtype if weight.is_floating_point() else torch.float32)
-
-    def run(jobs: list[Any]) -> list[torch.Tensor]:
-        n = len(jobs)
-        padded = next((s for s in sizes if s >= n), n)
-        jobs = list(jobs) + [jobs[-1]] * (padded - n)
-        # Jobs are made on the CPU; the model may sit on a GPU in bfloat16.
-        cond = FaceCond.cat([j.cond for j in jobs]).to(device, dtype)
-        shape = cond.masked.shape[1:]
-        noise = torch.stack([job_noise(j.seed, shape) for j in jobs]).to(device=device, dtype=dtype)
-        with torch.inference_mode():
-            out = sample(
-                model, cond, steps=steps, noise=noise, feather_px=feather_px, compose=compose
-            )
-        return list(out[:n].float().cpu().unbind(0))
-
-    return run

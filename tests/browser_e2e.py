@@ -16,8 +16,8 @@ from pathlib import Path
 import uvicorn
 from playwright.async_api import async_playwright
 
-from stream.app import create_app
-from stream.config import ServerConfig
+from stream.live.config import ServerConfig
+from stream.web.app import create_app
 
 CHROMIUM_ARGS = [
     "--no-sandbox",

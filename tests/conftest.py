@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from lipsync.speech import SpeechEngine
-from stream.config import ServerConfig
-from stream.engine import Engine
+from stream.live.config import ServerConfig
+from stream.live.engine import Engine
 
 SHARED_TESTDATA = Path(__file__).resolve().parents[2] / "shared" / "testdata"
 

@@ -73,7 +73,7 @@ async def start_server(config: Any, engine: Any) -> tuple[Any, str, Callable[[],
 
     import uvicorn
 
-    from stream.app import create_app
+    from stream.web.app import create_app
 
     app = create_app(config, engine=engine)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))

@@ -11,17 +11,15 @@ from torch import nn
 
 from accel.device import pick_device, pick_dtype, prepare_for_inference
 from accel.distill import distill_student, make_teacher_pairs, student_times
+from accel.face_batches import FaceJob, facegen_runner
 from accel.metrics import mouth_psnr, mouth_ssim
 from accel.sampler import EulerFlowSampler, sample
 from accel.scheduler import (
     DeadlineMissed,
-    FaceJob,
     FrameScheduler,
     RenderRequest,
     SchedulerBusy,
     SchedulerClosed,
-    facegen_runner,
-    frame_deadline,
 )
 from lipsync.neural.data import FaceClipDataset, FaceCond, toy_dataset
 from lipsync.neural.model import FaceGen, config_for
@@ -270,9 +268,6 @@ def test_scheduler_worker_thread_serves_concurrent_callers():
     with pytest.raises(SchedulerClosed):
         late.result(timeout=1)
 
-
-def test_frame_deadline_from_media_time():
-    assert frame_deadline(25, session_start_s=10.0, latency_ms=100) == pytest.approx(10.9)
 
 
 def test_facegen_runner_batched_equals_alone(toy, teacher):

@@ -12,14 +12,14 @@ import av
 import pytest
 from support import synthetic_take
 
-from stream.api import ENDPOINTS
-from stream.app import create_app
-from stream.config import ServerConfig
-from stream.engine import Engine
-from stream.live import LiveScene
-from stream.recorder import RecorderConfig
-from stream.session import Session
+from stream.live.config import ServerConfig
+from stream.live.engine import Engine
+from stream.live.scene import LiveScene
+from stream.live.session import Session
+from stream.record.recorder import RecorderConfig
 from stream.store import Store
+from stream.web.api import ENDPOINTS
+from stream.web.app import create_app
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # starlette would rather its test client used httpx2

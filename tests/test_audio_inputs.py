@@ -17,9 +17,15 @@ from lipsync.audio_mouth import jaw_of
 from lipsync.speech import SpeechEngine
 from lipsync.timebase import SAMPLES_PER_FRAME
 from lipsync.voices import VoiceSpec
-from stream.bench_audio import lag_correlation
-from stream.inputs import AudioInput, AudioModels, InputConfig, InputError, decode_audio
-from stream.live import LiveConfig, LiveScene
+from stream.live.inputs.audio_input import (
+    AudioInput,
+    AudioModels,
+    InputConfig,
+    InputError,
+    decode_audio,
+)
+from stream.live.scene import LiveConfig, LiveScene
+from stream.tools.bench_audio import lag_correlation
 
 PACKET = 960
 

@@ -23,8 +23,8 @@ from lipsync.speech import SpeechEngine
 from lipsync.timebase import SAMPLES_PER_FRAME
 from lipsync.vad import SileroVad
 from lipsync.voices import VoiceSpec
-from stream.bench_audio import lag_correlation, recording_figures
-from stream.inputs import AudioModels
+from stream.live.inputs.audio_input import AudioModels
+from stream.tools.bench_audio import lag_correlation, recording_figures
 
 
 @pytest.fixture(scope="module")

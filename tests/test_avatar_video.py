@@ -20,17 +20,9 @@ import torch
 import torch.nn.functional as F
 from conftest import testdata_file as real_file
 
-from lipsync.neural.animate import (
-    MouthPainter,
-    animate_video,
-    load_video_model,
-    pingpong_runs,
-)
-from lipsync.neural.build import BuildConfig, build_from_video, save_half
 from lipsync.neural.checkpoint import CheckpointError, read_extra
 from lipsync.neural.model import FaceGen, config_for
-from lipsync.neural.renderer import load_student, paint_mask
-from lipsync.neural.rig_data import crop_regions, region_masks
+from lipsync.neural.regions import crop_regions, paint_mask, region_masks
 from lipsync.neural.video_data import (
     MEL_DB_CENTRE,
     MEL_DB_SCALE,
@@ -42,10 +34,18 @@ from lipsync.neural.video_data import (
     video_dataset,
 )
 from lipsync.neural.video_io import VideoSourceError, iter_frames, open_source, read_audio
+from lipsync.neural.weights import load_student
 from lipsync.speech import SpeechEngine
 from lipsync.voices import VoiceSpec
-from stream.cli import main
-from stream.mp4 import Mp4Writer, VideoEncoding
+from stream.media.mp4 import Mp4Writer, VideoEncoding
+from stream.tools.avatar_animate import (
+    MouthPainter,
+    animate_video,
+    load_video_model,
+    pingpong_runs,
+)
+from stream.tools.avatar_build import BuildConfig, build_from_video, save_half
+from stream.tools.cli import main
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 

@@ -18,15 +18,15 @@ from support import decode, dominant_hz, mean_colour, start_server, synthetic_ta
 
 from lipsync.script import parse_script
 from lipsync.timebase import SAMPLE_RATE_HZ, SAMPLES_PER_FRAME, TICKS_PER_FRAME
-from stream.client import ScenePeer
-from stream.config import ServerConfig
-from stream.engine import Engine
-from stream.export import export_timeline
-from stream.mp4 import Mp4Writer, OutputError
-from stream.recorder import record_script
-from stream.stitch import NothingToExportError, iter_timeline, plan_episode, plan_scene
+from stream.export.jobs import export_timeline
+from stream.export.stitch import NothingToExportError, iter_timeline, plan_episode, plan_scene
+from stream.live.config import ServerConfig
+from stream.live.engine import Engine
+from stream.media.mp4 import Mp4Writer, OutputError
+from stream.record.script_takes import record_script
 from stream.store import StorageError, StorageFullError, Store
 from stream.store.segments import read_take
+from stream.tools.client import ScenePeer
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

@@ -14,7 +14,7 @@ from lipsync.audio import frame_rms, to_float
 from lipsync.speech import SpeechEngine
 from lipsync.timebase import SAMPLES_PER_FRAME
 from lipsync.visemes import SIL
-from stream.live import FrameState, LiveConfig, LiveScene, SceneError
+from stream.live.scene import FrameState, LiveConfig, LiveScene, SceneError
 
 
 @pytest.fixture

@@ -11,21 +11,18 @@ import torch
 
 from accel.sampler import sample
 from avatar.director import SceneDirector
+from avatar.neural.renderer import NeuralFaceRenderer
+from avatar.neural.rig_clips import regions_for, rig_clip, rig_clips
 from avatar.scene import Compositor, SceneLayout
 from avatar.spec import Cast
 from lipsync.neural.checkpoint import CheckpointError
 from lipsync.neural.data import viseme_windows
-from lipsync.neural.renderer import (
-    NeuralFaceRenderer,
-    default_weights_dir,
-    load_cast_models,
-    load_student,
-)
-from lipsync.neural.rig_data import crop_regions, regions_for, rig_clip, rig_clips
+from lipsync.neural.regions import crop_regions
+from lipsync.neural.weights import default_weights_dir, load_cast_models, load_student
 from lipsync.script import parse_script
 from lipsync.visemes import JAW_OPEN
-from stream.offline import RenderConfig, perform, plan_scenes, render_frames
-from stream.stages import NullTimer
+from stream.record.offline import RenderConfig, perform, plan_scenes, render_frames
+from stream.record.stages import NullTimer
 
 SHIPPED = default_weights_dir() / "cast.safetensors"  # one model for every built-in character
 MAYA = Cast.builtin().get("MAYA")
@@ -96,7 +93,7 @@ def test_neural_render_keeps_rig_pixels_outside_mouths(caplog) -> None:
 
     config, plan = _scene("neural")
     timeline = perform(plan, SpeechEngine(), config=config, timer=NullTimer())
-    with caplog.at_level("INFO", logger="lipsync.neural.renderer"):
+    with caplog.at_level("INFO", logger="avatar.neural.renderer"):
         neural = render_frames(timeline, plan, config=config, timer=NullTimer())
     assert any(
         "BOB" in r.getMessage() and "falls back to the rig" in r.getMessage()
@@ -120,7 +117,7 @@ def test_neural_render_keeps_rig_pixels_outside_mouths(caplog) -> None:
 def test_neural_mouth_follows_speech() -> None:
     """Frame k's painted mouth opens with frame k's speech energy, like the rig's own mouth."""
     from lipsync.speech import SpeechEngine
-    from stream.bench_model import frame_energy
+    from stream.tools.bench_model import frame_energy
 
     specs = [MAYA, Cast.builtin().get("LEO")]
     comp = Compositor(
@@ -179,7 +176,7 @@ def test_live_scene_neural_backend_paints_only_the_modelled_mouth() -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     from lipsync.speech import SpeechEngine
-    from stream.live import LiveConfig, LiveScene
+    from stream.live.scene import LiveConfig, LiveScene
 
     speech = SpeechEngine()
     utt = speech.say("Hello, where were you?", MAYA.voice)
@@ -211,7 +208,7 @@ def test_live_scene_neural_backend_paints_only_the_modelled_mouth() -> None:
 
 
 def test_avatar_build_writes_a_loadable_student_and_resumes(tmp_path: Path) -> None:
-    from lipsync.neural.build import BuildConfig, build_character
+    from stream.tools.avatar_build import BuildConfig, build_character
 
     config = BuildConfig(
         variant="tiny", n_clips=3, held_out_clips=1, teacher_steps=3, student_steps=2, n_pairs=8
@@ -229,8 +226,8 @@ def test_avatar_build_writes_a_loadable_student_and_resumes(tmp_path: Path) -> N
 
 
 def test_one_model_serves_a_cast_and_a_named_file_wins(tmp_path: Path) -> None:
-    from lipsync.neural.build import BuildConfig, build_model
-    from lipsync.neural.renderer import load_weights_dir, weights_index
+    from lipsync.neural.weights import load_weights_dir, weights_index
+    from stream.tools.avatar_build import BuildConfig, build_model
 
     config = BuildConfig(
         variant="tiny", n_clips=2, held_out_clips=1, teacher_steps=2, student_steps=1, n_pairs=4
@@ -275,7 +272,7 @@ def test_neural_paste_never_repaints_the_set_behind_a_face() -> None:
 
 
 def test_avatar_build_cli_names_what_is_wrong(capsys) -> None:
-    from stream.cli import main
+    from stream.tools.cli import main
 
     assert main(["avatar", "build", "-q"]) == 2
     assert "name the characters to build" in capsys.readouterr().err
@@ -289,8 +286,8 @@ def test_avatar_build_cli_names_what_is_wrong(capsys) -> None:
 def test_bench_model_reports_every_variant_and_draws_its_plot(tmp_path: Path) -> None:
     from PIL import Image
 
-    from lipsync.neural.build import BuildConfig, build_model
-    from stream.bench_model import bench_shipped_model
+    from stream.tools.avatar_build import BuildConfig, build_model
+    from stream.tools.bench_model import bench_shipped_model
 
     config = BuildConfig(
         variant="tiny", n_clips=2, held_out_clips=1, teacher_steps=2, student_steps=1, n_pairs=4,

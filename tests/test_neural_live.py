@@ -12,15 +12,16 @@ import pytest
 from support import start_server
 
 from avatar.measure import mouth_opening
+from avatar.neural.renderer import NeuralFaceRenderer
 from avatar.scene import Compositor, SceneLayout
 from avatar.spec import Cast
-from lipsync.neural.renderer import NeuralFaceRenderer, load_cast_models
+from lipsync.neural.weights import load_cast_models
 from lipsync.speech import SpeechEngine
-from stream.client import ScenePeer
-from stream.config import ServerConfig
-from stream.engine import Engine
-from stream.faces import FaceService, FaceServiceConfig
-from stream.live import LiveConfig
+from stream.live.config import ServerConfig
+from stream.live.engine import Engine
+from stream.live.faces import FaceService, FaceServiceConfig
+from stream.live.scene import LiveConfig
+from stream.tools.client import ScenePeer
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -155,7 +156,7 @@ def test_live_drive_window_looks_ahead_like_the_offline_one(speech: SpeechEngine
     from concurrent.futures import ThreadPoolExecutor
 
     from lipsync.neural.data import viseme_windows
-    from stream.live import LiveScene
+    from stream.live.scene import LiveScene
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         scene = LiveScene(

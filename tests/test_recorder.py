@@ -20,11 +20,11 @@ import pytest
 from support import solid, tone
 
 from lipsync.timebase import SAMPLES_PER_FRAME, TICKS_PER_FRAME
-from stream.client import ScenePeer
-from stream.ice import use_loopback_candidates
-from stream.recorder import RecorderConfig, TakeRecorder
+from stream.live.ice import use_loopback_candidates
+from stream.record.recorder import RecorderConfig, TakeRecorder
 from stream.store import Store, StoreError, Take
 from stream.store.segments import SegmentWriter, read_take
+from stream.tools.client import ScenePeer
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -140,7 +140,7 @@ def serve(data_dir: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     with open(log, "ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "stream.cli", "serve", "--port", str(port), "--data-dir", str(data_dir)],
+            [sys.executable, "-m", "stream.tools.cli", "serve", "--port", str(port), "--data-dir", str(data_dir)],
             cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
@@ -208,9 +208,9 @@ async def test_a_server_killed_mid_take_comes_back_with_the_take_recovered(tmp_p
 
 def test_a_render_goes_into_an_episode_as_scenes_with_chosen_takes(tmp_path: Path, speech: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     from lipsync.script import parse_script
-    from stream import recorder
-    from stream.offline import RenderConfig
-    from stream.recorder import record_script
+    from stream.record import script_takes
+    from stream.record.offline import RenderConfig
+    from stream.record.script_takes import record_script
 
     store = Store.open(tmp_path)
     series = store.catalog.create_series("S")
@@ -231,7 +231,7 @@ def test_a_render_goes_into_an_episode_as_scenes_with_chosen_takes(tmp_path: Pat
             raise RuntimeError("renderer crashed")
         return frame
 
-    monkeypatch.setattr(recorder, "render_frames", broken)
+    monkeypatch.setattr(script_takes, "render_frames", broken)
     with pytest.raises(RuntimeError, match="renderer crashed"):
         record_script(store, script, scene_id=existing.id, config=config, speech=speech)
     assert store.takes.for_scene(existing.id) == []
@@ -240,7 +240,7 @@ def test_a_render_goes_into_an_episode_as_scenes_with_chosen_takes(tmp_path: Pat
 
 
 def test_record_messages_parse_and_bad_ones_say_why() -> None:
-    from stream.control import ProtocolError, Record, parse_message
+    from stream.live.control import ProtocolError, Record, parse_message
 
     assert parse_message('{"type": "record", "action": "start", "scene_id": "sc_1", "take_name": "T"}') == [
         Record(action="start", scene_id="sc_1", take_name="T")

@@ -17,8 +17,8 @@ from avatar.spec import Cast
 from lipsync.script import parse_script
 from lipsync.speech import SpeechEngine
 from lipsync.timebase import FPS, SAMPLE_RATE_HZ, SAMPLES_PER_FRAME
-from stream.offline import RenderConfig, perform, plan_scenes, render_script
-from stream.stages import NullTimer
+from stream.record.offline import RenderConfig, perform, plan_scenes, render_script
+from stream.record.stages import NullTimer
 
 SCRIPT = """\
 INT. KITCHEN - NIGHT
@@ -156,7 +156,7 @@ def test_mandarin_and_korean_lines_render(tmp_path: Path) -> None:
 
 def talkie(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "stream.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=120,
+        [sys.executable, "-m", "stream.tools.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=120,
         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
     )
 

@@ -20,9 +20,9 @@ from avatar.measure import mouth_opening
 from avatar.scene import Compositor, SceneLayout
 from avatar.spec import Cast
 from lipsync.timebase import SAMPLE_RATE_HZ, TICKS_PER_FRAME
-from stream.client import ScenePeer
-from stream.config import ServerConfig, ServerConfigError
-from stream.engine import Engine
+from stream.live.config import ServerConfig, ServerConfigError
+from stream.live.engine import Engine
+from stream.tools.client import ScenePeer
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

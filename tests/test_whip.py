@@ -17,13 +17,13 @@ from avatar.measure import mouth_opening
 from lipsync.speech import SpeechEngine
 from lipsync.timebase import SAMPLE_RATE_HZ, SAMPLES_PER_FRAME, TICKS_PER_FRAME
 from lipsync.voices import VoiceSpec
-from stream.app import create_app
-from stream.bench_audio import PcmTrack, WhipPublisher, lag_correlation
-from stream.client import ScenePeer
-from stream.config import ServerConfig
-from stream.engine import Engine
-from stream.inputs import InputConfig
-from stream.live import LiveConfig
+from stream.live.config import ServerConfig
+from stream.live.engine import Engine
+from stream.live.inputs.audio_input import InputConfig
+from stream.live.scene import LiveConfig
+from stream.tools.bench_audio import PcmTrack, WhipPublisher, lag_correlation
+from stream.tools.client import ScenePeer
+from stream.web.app import create_app
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 CONFIG = ServerConfig(max_sessions=4, live=LiveConfig(width_px=320, height_px=240))

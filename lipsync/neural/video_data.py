@@ -35,7 +35,7 @@ from lipsync.features import (
     log_mel,
 )
 from lipsync.neural.data import FaceClipDataset
-from lipsync.neural.rig_data import FaceRegion, crop_regions, to_u8
+from lipsync.neural.regions import FaceRegion, crop_regions, to_u8
 from lipsync.neural.video_io import SourceVideo, VideoSourceError, iter_frames, open_source
 from lipsync.timebase import FPS, SAMPLES_PER_FRAME
 

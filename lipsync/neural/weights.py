@@ -1,0 +1,99 @@
+"""The shipped (or built) mouth models on disk: which file serves which character, and loading them.
+
+Models load from ``lipsync/weights/neural/*.safetensors`` (float16 weights, float32 at run time):
+a file serves the characters its metadata lists (the shipped ``cast.safetensors`` serves the whole
+built-in cast), see ``weights_index``. Loading errors are ``CheckpointError``s naming the file.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from lipsync.neural.checkpoint import CheckpointError, load_checkpoint, read_extra
+from lipsync.neural.model import FaceGen
+
+logger = logging.getLogger(__name__)
+
+
+def default_weights_dir() -> Path:
+    """Where the shipped per-character models live."""
+    return Path(__file__).resolve().parent.parent / "weights" / "neural"
+
+
+def load_student(path: str | Path, *, int8: bool = False) -> FaceGen:
+    """A student model from ``path`` (eval, float32, CPU); ``CheckpointError`` when missing,
+    truncated, not a student, or the wrong shape.
+
+    ``int8``: quantize with ``accel.quantize.quantize_int8`` at load time. Off by default: for the
+    shipped 64 px model, eager int8 measured slower than float at batch 1 on the 2-core machine
+    (torchao's int8 only wins under ``torch.compile``; see ``talkie bench model``).
+    """
+    ckpt = load_checkpoint(path, expect_kind="student")
+    model = ckpt.model.float().eval()
+    if int8:
+        from accel.quantize import quantize_int8
+
+        quantized, _ = quantize_int8(model, inplace=True)
+        assert isinstance(quantized, FaceGen)
+        return quantized
+    return model
+
+
+def weights_index(weights_dir: str | Path | None = None) -> dict[str, Path]:
+    """Which student file serves which character: ``{UPPER NAME: path}``.
+
+    A file lists its characters in ``extra["characters"]`` (a cast model serves several); older
+    files name one character by their stem. A file named after a character wins over a cast
+    file that also lists it. ``*.teacher.safetensors`` files are not students and are skipped,
+    and so are models built from a person's video (they are driven by audio, not visemes).
+    A directory that does not exist is a ``CheckpointError`` (a typo must not silently fall back).
+    """
+    root = Path(weights_dir) if weights_dir is not None else default_weights_dir()
+    if not root.is_dir():
+        raise CheckpointError(
+            f"neural weights directory {root} does not exist; run `talkie avatar build` first"
+        )
+    index: dict[str, Path] = {}
+    for path in sorted(root.glob("*.safetensors")):
+        if "." in path.stem:
+            continue
+        extra = read_extra(path)
+        if extra.get("source") == "video":  # a person's own video model: `talkie avatar animate`
+            continue
+        names = extra.get("characters") or [path.stem]
+        for name in (str(n).upper() for n in names):
+            if name not in index or path.stem.upper() == name:
+                index[name] = path
+    return index
+
+
+def _load_shared(paths: Mapping[str, Path]) -> dict[str, FaceGen]:
+    """Load each file once; characters served by one file share one model object."""
+    loaded: dict[Path, FaceGen] = {}
+    models: dict[str, FaceGen] = {}
+    for name, path in paths.items():
+        if path not in loaded:
+            loaded[path] = load_student(path)
+        models[name] = loaded[path]
+    return models
+
+
+def load_cast_models(
+    names: Sequence[str], *, weights_dir: str | Path | None = None
+) -> dict[str, FaceGen]:
+    """Models for the characters in ``names`` that have one in ``weights_dir``; others are left out."""
+    index = weights_index(weights_dir)
+    wanted: dict[str, Path] = {}
+    for name in names:
+        if name.upper() in index:
+            wanted[name] = index[name.upper()]
+        else:
+            logger.warning("neural backend: no model for %s, it falls back to the rig", name)
+    return _load_shared(wanted)
+
+
+def load_weights_dir(weights_dir: str | Path | None = None) -> dict[str, FaceGen]:
+    """Every character with a student in ``weights_dir`` (default: shipped), keyed by upper-case name."""
+    return _load_shared(weights_index(weights_dir))

@@ -1,0 +1,366 @@
+"""One viewer's session: a peer connection, a live scene, its tracks and its control channels."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import statistics
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from aiortc import RTCDataChannel, RTCPeerConnection, RTCSessionDescription
+
+from lipsync.timebase import SAMPLE_RATE_HZ
+from stream.errors import ClientError
+from stream.live.config import ServerConfig
+from stream.live.control import (
+    BindInput,
+    Command,
+    GetStats,
+    Interrupt,
+    Ping,
+    RateLimiter,
+    Record,
+    Say,
+    SetScene,
+    parse_message,
+)
+from stream.live.engine import Engine
+from stream.live.ice import keep_loopback_candidates
+from stream.live.inputs.bindings import InputHub, SessionInputs
+from stream.live.scene import FrameState, LiveScene
+from stream.live.tracks import SceneAudioTrack, SceneVideoTrack, SessionMedia
+
+if TYPE_CHECKING:
+    from stream.record.recorder import Recordings
+
+logger = logging.getLogger(__name__)
+
+Send = Callable[[str], Awaitable[None]]
+
+
+class SessionLimitError(RuntimeError):
+    """No room for another session."""
+
+
+class OfferError(ValueError):
+    """The SDP offer cannot be answered; the message says what it lacks."""
+
+
+class Session:
+    def __init__(
+        self, *, engine: Engine, config: ServerConfig, scene: LiveScene, pc: RTCPeerConnection | None = None
+    ) -> None:
+        self.id = uuid.uuid4().hex[:12]
+        self.engine = engine
+        self.config = config
+        self.scene = scene
+        self.pc = pc
+        self.media = SessionMedia(scene, executor=engine.render_executor)
+        self.video = SceneVideoTrack(self.media, on_frame=self._on_frame)
+        self.audio = SceneAudioTrack(self.media)
+        self.created_at = time.monotonic()
+        self._outboxes: dict[int, asyncio.Queue[str | None]] = {}
+        self._senders: set[asyncio.Task[None]] = set()
+        self._closed = asyncio.Event()
+        self._pending: set[asyncio.Task[Any]] = set()
+        self._announced_cast = scene.view.names
+        self.recordings: Recordings | None = None  # set by the manager when the server has a store
+        self.inputs: SessionInputs | None = None  # live audio inputs: set by the manager
+
+    # -- outgoing events -----------------------------------------------------------------
+
+    def attach(self, send: Send) -> Callable[[], None]:
+        """Deliver events through ``send``; returns a function that detaches it."""
+        queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=256)
+        key = id(queue)
+        self._outboxes[key] = queue
+
+        async def pump() -> None:
+            while (text := await queue.get()) is not None:
+                try:
+                    await send(text)
+                except Exception as exc:  # noqa: BLE001 - a broken channel only loses its own events
+                    logger.info("session %s: event channel closed (%s)", self.id, exc)
+                    return
+
+        task = asyncio.create_task(pump(), name=f"talkie-events-{self.id}")
+        self._senders.add(task)
+        task.add_done_callback(self._senders.discard)
+
+        def detach() -> None:
+            self._outboxes.pop(key, None)
+            task.cancel()
+
+        return detach
+
+    def attach_datachannel(self, channel: RTCDataChannel) -> None:
+        async def send(text: str) -> None:
+            if channel.readyState == "open":
+                channel.send(text)
+
+        detach = self.attach(send)
+        limiter = RateLimiter(rate_per_s=self.config.messages_per_s, burst=self.config.message_burst)
+
+        @channel.on("message")
+        def on_message(message: str | bytes) -> None:
+            self._spawn(self.handle(message, limiter))
+
+        @channel.on("close")
+        def on_close() -> None:
+            detach()
+
+        if channel.readyState == "open":
+            self.emit(self.hello())
+        else:
+            channel.on("open", lambda: self.emit(self.hello()))
+
+    def emit(self, event: dict[str, Any]) -> None:
+        for tap in list(self.media.taps):
+            tap.event(event)
+        text = json.dumps(event, ensure_ascii=False)
+        for queue in list(self._outboxes.values()):
+            try:
+                queue.put_nowait(text)
+            except asyncio.QueueFull:
+                logger.warning("session %s: event queue full, dropped %s", self.id, event.get("type"))
+
+    def hello(self) -> dict[str, Any]:
+        return {"type": "hello", "session_id": self.id, **self._scene_event()}
+
+    def _scene_event(self) -> dict[str, Any]:
+        view = self.scene.view
+        return {
+            "cast": [spec.name for spec in view.specs],
+            "set": view.set_name,
+            "available": self.engine.cast.names(),
+        }
+
+    # -- incoming commands ---------------------------------------------------------------
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def handle(self, raw: str | bytes, limiter: RateLimiter | None = None) -> None:
+        """Carry out one control message; any problem becomes an ``error`` event."""
+        received_at = time.monotonic()
+        if limiter is not None and not limiter.allow():
+            self.emit({"type": "error", "code": "rate_limited", "message": "too many messages; slow down"})
+            return
+        try:
+            commands = parse_message(raw, max_bytes=self.config.max_message_bytes)
+            for command in commands:
+                await self._apply(command, received_at)
+        except ClientError as exc:
+            self.emit({"type": "error", "code": exc.code, "message": str(exc)})
+
+    async def _apply(self, command: Command, received_at: float) -> None:
+        loop = asyncio.get_running_loop()
+        executor = self.engine.synth_executor
+        if isinstance(command, Say):
+            line = await loop.run_in_executor(
+                executor,
+                lambda: self.scene.say(
+                    command.speaker, command.text, received_at=received_at,
+                    cut_in=command.cut_in, overlap=command.overlap,
+                ),
+            )
+            self.emit({"type": "line_queued", "line_id": line.id, "speaker": line.speaker, "text": line.text})
+        elif isinstance(command, Interrupt):
+            epoch = self.scene.interrupt()
+            media_time_s = round(self.scene.media_samples / SAMPLE_RATE_HZ, 3)
+            self.emit({"type": "interrupted", "epoch": epoch, "media_time_s": media_time_s})
+        elif isinstance(command, SetScene):
+            await loop.run_in_executor(
+                executor, lambda: self.scene.set_scene(names=command.cast, set_name=command.set_name)
+            )
+            self.emit({"type": "scene", **self._scene_event()})
+        elif isinstance(command, GetStats):
+            self.emit(self.stats())
+        elif isinstance(command, Ping):
+            self.emit({"type": "pong"})
+        elif isinstance(command, Record):
+            if self.recordings is None:
+                raise ClientError("recording_unavailable", "this server has no episode store to record into")
+            await self.recordings.handle(self, command)
+        elif isinstance(command, BindInput):
+            await self._bind_input(command)
+        if self.scene.view.names != self._announced_cast:
+            # Someone new walked on (auto-cast by a line) or the cast was changed.
+            self._announced_cast = self.scene.view.names
+            if not isinstance(command, SetScene):
+                self.emit({"type": "scene", **self._scene_event()})
+
+    # -- frames --------------------------------------------------------------------------
+
+    def _on_frame(self, state: FrameState, shown: bool) -> None:
+        now = time.monotonic()
+        for notice in state.notices:
+            media_time_s = round(notice.sample / SAMPLE_RATE_HZ, 3)
+            line = notice.line
+            if notice.kind == "started":
+                latency_ms = round((now - line.received_at) * 1000, 1)
+                self.scene.stats.last_latency_ms = latency_ms
+                self.scene.stats.latencies_ms.append(latency_ms)
+                del self.scene.stats.latencies_ms[:-500]
+                self.emit({
+                    "type": "line_started", "line_id": line.id, "speaker": line.speaker,
+                    "text": line.text, "media_time_s": media_time_s, "latency_ms": latency_ms,
+                })
+            else:
+                self.emit({
+                    "type": "line_ended", "line_id": line.id, "speaker": line.speaker,
+                    "media_time_s": media_time_s, "interrupted": notice.interrupted,
+                })
+
+    def stats(self) -> dict[str, Any]:
+        s = self.scene.stats
+        elapsed = max(1e-6, time.monotonic() - (self.media.t0 or time.monotonic()))
+        lat = s.latencies_ms
+        return {
+            "type": "stats",
+            "session_id": self.id,
+            "frames_sent": self.video.frames_sent,
+            "frames_skipped": self.video.frames_skipped,
+            "fps": round(self.video.frames_sent / elapsed, 2) if self.media.t0 else 0.0,
+            "lines_started": s.lines_started,
+            "lines_interrupted": s.lines_interrupted,
+            "synth_underruns": s.synth_underruns,
+            "last_latency_ms": s.last_latency_ms,
+            "median_latency_ms": round(statistics.median(lat), 1) if lat else None,
+            "pending_lines": self.scene.pending(),
+        }
+
+    # -- life cycle ----------------------------------------------------------------------
+
+    async def _bind_input(self, command: BindInput) -> None:
+        if self.inputs is None:
+            raise ClientError("audio_unavailable", "this server takes no live audio inputs")
+        if command.action == "mic":
+            await self.inputs.bind_mic(command.character)
+        elif command.action == "play" and command.character and command.file:
+            await self.inputs.play(self.inputs.audio_file(command.file), command.character, name=command.file)
+        elif command.character:
+            await self.inputs.unbind(command.character)
+
+    async def close(self) -> None:
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        if self.inputs is not None:
+            await self.inputs.close()
+        if self.recordings is not None and self.recordings.active(self.id) is not None:
+            try:
+                await self.recordings.stop(self, wait=False)  # the take keeps what streamed
+            except ClientError as exc:
+                logger.error("session %s: closing its take failed: %s", self.id, exc)
+        self.scene.interrupt()
+        if self.engine.faces is not None:
+            self.engine.faces.cancel(self.scene.key)
+        self.video.stop()
+        self.audio.stop()
+        for task in list(self._pending) + list(self._senders):
+            task.cancel()
+        await asyncio.gather(*self._pending, *self._senders, return_exceptions=True)
+        self._outboxes.clear()
+        if self.pc is not None:
+            await self.pc.close()
+        logger.info("session %s closed", self.id)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
+
+class SessionManager:
+    """All sessions of one server, with a limit."""
+
+    def __init__(self, engine: Engine, config: ServerConfig) -> None:
+        self.engine = engine
+        self.config = config
+        self.sessions: dict[str, Session] = {}
+        self.recordings: Recordings | None = None  # the app sets it when it opens the store
+        self.audio_inputs: InputHub | None = None  # the app sets it: live audio inputs
+
+    async def create(
+        self, *, sdp: str, type_: str, cast: list[str] | None = None, set_name: str | None = None
+    ) -> tuple[Session, RTCSessionDescription]:
+        if len(self.sessions) >= self.config.max_sessions:
+            raise SessionLimitError(
+                f"the server is at its limit of {self.config.max_sessions} sessions; try again later"
+            )
+        live = self.config.live
+        names = cast or ["MAYA", "LEO"]
+        loop = asyncio.get_running_loop()
+        scene_config = replace(live, set_name=set_name) if set_name else live
+        scene = await loop.run_in_executor(
+            self.engine.synth_executor,
+            lambda: LiveScene(
+                cast=self.engine.cast, speech=self.engine.speech,
+                synth_executor=self.engine.synth_executor, config=scene_config, names=names,
+                faces=self.engine.faces,
+            ),
+        )
+        pc = RTCPeerConnection()
+        session = Session(engine=self.engine, config=self.config, scene=scene, pc=pc)
+        session.recordings = self.recordings
+        self.sessions[session.id] = session
+        if self.audio_inputs is not None:
+            session.inputs = SessionInputs(
+                hub=self.audio_inputs, session_id=session.id, scene=scene, emit=session.emit,
+                scene_event=session._scene_event, executor=self.engine.synth_executor,
+            )
+
+            @pc.on("track")
+            def on_track(track: Any) -> None:
+                if track.kind == "audio" and session.inputs is not None:
+                    session.inputs.set_mic_track(track)  # the page's microphone, bound on request
+
+        @pc.on("datachannel")
+        def on_datachannel(channel: RTCDataChannel) -> None:
+            if channel.label == "control":
+                session.attach_datachannel(channel)
+
+        @pc.on("connectionstatechange")
+        async def on_state() -> None:
+            logger.info("session %s: connection %s", session.id, pc.connectionState)
+            if pc.connectionState in ("failed", "closed"):
+                await self.close(session.id)
+
+        try:
+            if type_ != "offer":
+                raise OfferError(f"expected an SDP of type 'offer', got {type_!r}")
+            if self.config.is_loopback:
+                sdp = keep_loopback_candidates(sdp)
+            try:
+                await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type=type_))
+            except ValueError as exc:
+                raise OfferError(f"the SDP offer is not valid: {exc}") from exc
+            kinds = {t.kind for t in pc.getTransceivers()}
+            if "video" not in kinds:
+                raise OfferError("the offer has no video; add a recvonly video transceiver")
+            pc.addTrack(session.video)
+            if "audio" in kinds:
+                pc.addTrack(session.audio)
+            answer = await pc.createAnswer()
+            await pc.setLocalDescription(answer)
+        except Exception:
+            await self.close(session.id)
+            raise
+        return session, pc.localDescription
+
+    async def close(self, session_id: str) -> bool:
+        session = self.sessions.pop(session_id, None)
+        if session is None:
+            return False
+        await session.close()
+        return True
+
+    async def close_all(self) -> None:
+        await asyncio.gather(*(self.close(sid) for sid in list(self.sessions)))

@@ -1,0 +1,238 @@
+"""The offline path: a script becomes an MP4 with subtitles, all on one sample clock."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from avatar.director import SceneDirector
+from avatar.scene import Compositor, SceneLayout
+from avatar.sets import SET_NAMES
+from avatar.spec import Cast, CharacterSpec
+from lipsync.script import Script, ScriptError, parse_script
+from lipsync.speech import SpeechEngine, Utterance
+from lipsync.timebase import SAMPLES_PER_FRAME
+from lipsync.timeline import LineEvent, SceneTimeline, TimedLine, TimelineConfig, build_timeline
+from lipsync.voices import normalise_language, voice_for_text
+from stream.media.mp4 import Mp4Writer, VideoEncoding, check_writable
+from stream.media.subtitles import write_subtitles
+from stream.record.stages import NullTimer, StageTimer
+
+if TYPE_CHECKING:
+    from avatar.neural.renderer import NeuralFaceRenderer
+
+logger = logging.getLogger(__name__)
+
+MAX_CHARACTERS_PER_SCENE = 4
+
+FrameSource = Callable[[int, "np.ndarray | None"], np.ndarray]
+MAX_SCRIPT_BYTES = 1_000_000
+BACKENDS = ("rig", "neural")
+
+
+@dataclass(frozen=True, slots=True)
+class RenderConfig:
+    width_px: int = 512
+    height_px: int = 512
+    set_name: str = "studio"
+    language: str = "en-us"  # for auto-cast characters
+    encoding_preset: str = "ultrafast"  # flat cartoon frames stay small even so (~2 MB/min at 512x512)
+    timeline: TimelineConfig = field(default_factory=TimelineConfig)
+    backend: str = "rig"  # "rig", or "neural": trained mouth models repaint the rig's mouths
+    neural_weights_dir: str | None = None  # None: the shipped lipsync/weights/neural
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class RenderResult:
+    path: Path
+    srt_path: Path
+    vtt_path: Path
+    n_frames: int
+    n_samples: int
+    events: tuple[LineEvent, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ScenePlan:
+    """One scene ready to perform: who is on screen, on which set, saying what."""
+
+    heading: str | None
+    set_name: str
+    cast: tuple[CharacterSpec, ...]
+    lines: tuple[TimedLine, ...]
+
+
+def read_script(path: Path, *, aliases: Mapping[str, str] | None = None) -> Script:
+    """Read and parse a script file; errors name the file and what is wrong."""
+    if not path.is_file():
+        raise ScriptError(f"script file {path} does not exist")
+    size = path.stat().st_size
+    if size > MAX_SCRIPT_BYTES:
+        raise ScriptError(f"script file {path} is {size} bytes; the limit is {MAX_SCRIPT_BYTES}")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ScriptError(f"script file {path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+    return parse_script(text, aliases=aliases)
+
+
+def _set_for_heading(heading: str | None, default: str) -> str:
+    if heading:
+        words = set(re.findall(r"[a-z]+", heading.lower()))
+        for name in SET_NAMES:
+            if name in words:
+                return name
+    return default
+
+
+def plan_scenes(script: Script, cast: Cast, config: RenderConfig) -> list[ScenePlan]:
+    """Scenes with dialogue, each with its speakers (at most four) resolved to character specs."""
+    plans = []
+    language = normalise_language(config.language)
+    for scene in script.scenes:
+        if not scene.lines:
+            continue
+        speakers = list(dict.fromkeys(line.speaker for line in scene.lines))
+        if len(speakers) > MAX_CHARACTERS_PER_SCENE:
+            raise ScriptError(
+                f"scene {scene.heading or 'at line ' + str(scene.source_line)!s} has {len(speakers)} speaking "
+                f"characters ({', '.join(speakers)}); a frame holds at most {MAX_CHARACTERS_PER_SCENE}",
+                line=scene.source_line,
+            )
+        specs = tuple(cast.resolve(name, language=language) for name in speakers)
+        lines = tuple(
+            TimedLine(speaker=line.speaker, text=line.text, source_line=line.source_line, dual_group=line.dual_group)
+            for line in scene.lines
+        )
+        plans.append(ScenePlan(scene.heading, _set_for_heading(scene.heading, config.set_name), specs, lines))
+    return plans
+
+
+def perform(plan: ScenePlan, speech: SpeechEngine, *, config: RenderConfig, timer: StageTimer) -> SceneTimeline:
+    """Speak every line of the scene and lay it out on one clock."""
+    voices = {spec.name: spec.voice for spec in plan.cast}
+
+    def say(line: TimedLine) -> Utterance:
+        with timer.stage("speech"):
+            utt = speech.synthesize(line.text, voice_for_text(voices[line.speaker], line.text))
+        with timer.stage("mouth_track"):
+            return speech.with_mouth(utt)
+
+    return build_timeline(
+        plan.lines, say, characters=[spec.name for spec in plan.cast], config=config.timeline
+    )
+
+
+def _neural_painter(
+    compositor: Compositor, names: Sequence[str], config: RenderConfig
+) -> tuple[NeuralFaceRenderer, Callable[[np.ndarray], np.ndarray]] | None:
+    # Imported here: torch loads only when the neural backend is asked for.
+    from avatar.neural.renderer import NeuralFaceRenderer
+    from lipsync.neural.data import viseme_windows
+    from lipsync.neural.weights import load_cast_models
+
+    models = load_cast_models(names, weights_dir=config.neural_weights_dir)
+    if not models:
+        logger.warning("neural backend: no character of %s has a model; rendering with the rig", list(names))
+        return None
+    return NeuralFaceRenderer(compositor=compositor, models=models), viseme_windows
+
+
+def render_frames(
+    timeline: SceneTimeline, plan: ScenePlan, *, config: RenderConfig, timer: StageTimer
+) -> FrameSource:
+    """A function drawing frame k of this scene (into ``out`` when given)."""
+    layout = SceneLayout.for_count(len(plan.cast), width_px=config.width_px, height_px=config.height_px)
+    compositor = Compositor(layout=layout, characters=plan.cast, set_name=plan.set_name)
+    director = SceneDirector.for_compositor(compositor)
+    names = [spec.name for spec in plan.cast]
+    mouths = [timeline.mouth[name] for name in names]
+    speaking = np.stack([timeline.speaking(name) for name in names], axis=1)
+    neural = _neural_painter(compositor, names, config) if config.backend == "neural" else None
+    painter = neural[0] if neural is not None else None
+    drives = [neural[1](m) for m in mouths] if neural is not None else []
+
+    def frame(k: int, out: np.ndarray | None = None) -> np.ndarray:
+        with timer.stage("render"):
+            poses = director.poses(k, mouths=[m[k] for m in mouths], speaking=speaking[k])
+        with timer.stage("compose"):
+            img = compositor.compose(poses, out=out)
+        if painter is None:
+            return img
+        with timer.stage("neural"):
+            return painter.paint(img, [d[min(k, d.shape[0] - 1)] for d in drives])
+
+    return frame
+
+
+def write_mp4(
+    timelines: Sequence[tuple[SceneTimeline, FrameSource]],
+    out: Path,
+    *,
+    config: RenderConfig,
+    timer: StageTimer,
+    progress: bool,
+) -> tuple[int, int]:
+    """Encode scenes back to back; returns (frames, samples) written."""
+    from tqdm import tqdm
+
+    total = sum(t.n_frames for t, _ in timelines)
+    encoding = VideoEncoding(width_px=config.width_px, height_px=config.height_px, preset=config.encoding_preset)
+    with Mp4Writer(out, encoding=encoding) as writer, tqdm(
+        total=total, unit="frame", disable=not progress, desc=out.name
+    ) as bar:
+        frame, pixels = writer.frame_buffer()
+        for timeline, frame_at in timelines:
+            audio = timeline.audio
+            for k in range(timeline.n_frames):
+                frame_at(k, pixels)
+                with timer.stage("encode"):
+                    writer.write_frame(frame)
+                    writer.write_audio(audio[k * SAMPLES_PER_FRAME : (k + 1) * SAMPLES_PER_FRAME])
+                bar.update(1)
+        return writer.frames_written, writer.samples_written
+
+
+def render_script(
+    script: Script,
+    out: Path,
+    *,
+    config: RenderConfig | None = None,
+    cast: Cast | None = None,
+    speech: SpeechEngine | None = None,
+    timer: StageTimer | None = None,
+    progress: bool = False,
+) -> RenderResult:
+    """Render every scene of ``script`` into ``out`` (MP4) with ``.srt`` and ``.vtt`` beside it."""
+    config = config or RenderConfig()
+    cast = cast or Cast.builtin()
+    speech = speech or SpeechEngine()
+    timer = timer or NullTimer()
+    check_writable(out)
+    plans = plan_scenes(script, cast, config)
+    if not plans:
+        raise ScriptError("the script has no scene with dialogue")
+    scenes = []
+    events: list[LineEvent] = []
+    offset = 0
+    for plan in plans:
+        timeline = perform(plan, speech, config=config, timer=timer)
+        scenes.append((timeline, render_frames(timeline, plan, config=config, timer=timer)))
+        events += [
+            LineEvent(len(events) + i, e.speaker, e.text, e.start_sample + offset, e.end_sample + offset, e.source_line)
+            for i, e in enumerate(timeline.events)
+        ]
+        offset += timeline.n_frames * SAMPLES_PER_FRAME
+    n_frames, n_samples = write_mp4(scenes, out, config=config, timer=timer, progress=progress)
+    srt, vtt = write_subtitles(events, out)
+    return RenderResult(out, srt, vtt, n_frames, n_samples, tuple(events))

@@ -1,0 +1,291 @@
+"""The recorder: a media tap that writes exactly what a session streams into a take.
+
+A ``TakeRecorder`` sits in ``SessionMedia.taps``. On the event loop it only rebases pts to the
+take and queues the frames (never blocking, never touching them); one writer thread per take
+encodes and commits short segments (see ``stream.store.segments``). The take's frame 0 is the
+first frame seen after the start (audio from that frame's first sample on); a picture the
+session skipped stays absent and is filled at export. Stopping ends the take at the later of
+the last picture and the audio (whole frames), so audio and video have the same length.
+
+Drop policy: when the writer is more than ``max_backlog_ms`` of pictures behind, new pictures
+are dropped (counted; export repeats the previous one); audio is never dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import av
+
+from lipsync.timebase import FRAME_MS, SAMPLE_RATE_HZ, SAMPLES_PER_FRAME, TICKS_PER_FRAME
+from stream.store import Store, StoreError, Take
+from stream.store.cast import keep_characters
+from stream.store.errors import ConflictError, StorageFullError, storage_error
+from stream.store.media import free_bytes
+from stream.store.segments import SegmentConfig, SegmentWriter
+
+if TYPE_CHECKING:
+    from stream.live.control import Record
+    from stream.live.session import Session
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RecorderConfig:
+    segment: SegmentConfig = field(default_factory=SegmentConfig)
+    max_backlog_ms: int = 4000  # pictures waiting for the writer beyond this are dropped; audio never is
+    stop_wait_ms: int = 500  # how long a stop waits for the audio to reach the last picture
+    min_free_bytes: int = 256 * 2**20  # a take does not start with less free disk than this
+
+
+class TakeRecorder:
+    """Records one take of one session; use ``start()``, then ``await stop()``."""
+
+    def __init__(
+        self, *, store: Store, take: Take, session_id: str, config: RecorderConfig,
+        on_done: Callable[[TakeRecorder, Take | None, StoreError | None], None],
+    ) -> None:
+        self.store = store
+        self.take = take
+        self.session_id = session_id
+        self.config = config
+        self._on_done = on_done
+        self._loop = asyncio.get_running_loop()
+        self._queue: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        self._k0: int | None = None
+        self._pending_events: list[dict[str, Any]] = []
+        self._video_cut: int | None = None  # slots at or past this are not recorded
+        self._audio_cut: int | None = None
+        self._audio_end = 0  # take samples queued so far
+        self._video_last = -1
+        self._queued = 0  # written by the loop thread only
+        self._pictures_out = 0  # written by the writer thread only
+        self._max_backlog = max(1, config.max_backlog_ms // FRAME_MS)
+        self.dropped_frames = 0
+        self.failed = False
+        self._stopping = False
+        self._done: asyncio.Future[Take] = self._loop.create_future()
+        self._thread = threading.Thread(target=self._run, name=f"talkie-rec-{take.id}", daemon=True)
+
+    @property
+    def stream_start_frame(self) -> int | None:
+        return self._k0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    # -- the tap (event loop; cheap, never blocks) -------------------------------------------
+
+    def _anchor(self, k0: int) -> None:
+        self._k0 = k0
+        self._queue.put(("k0", k0))
+        for event in self._pending_events:
+            self.event(event)
+        self._pending_events.clear()
+
+    def video(self, frame: av.VideoFrame) -> None:
+        if self.failed or frame.pts is None:
+            return
+        k = int(frame.pts) // TICKS_PER_FRAME
+        if self._k0 is None:
+            self._anchor(k)
+        slot = k - (self._k0 or 0)
+        if slot < 0 or (self._video_cut is not None and slot >= self._video_cut):
+            return
+        if self._queued - self._pictures_out >= self._max_backlog:
+            self.dropped_frames += 1
+            return
+        self._queued += 1
+        self._video_last = slot
+        self._queue.put(("v", slot, frame))
+
+    def audio(self, frame: av.AudioFrame) -> None:
+        if self.failed or frame.pts is None:
+            return
+        if self._k0 is None:
+            self._anchor(-(-int(frame.pts) // SAMPLES_PER_FRAME))
+        first = int(frame.pts) - (self._k0 or 0) * SAMPLES_PER_FRAME
+        if first < 0 or (self._audio_cut is not None and first >= self._audio_cut):
+            return
+        self._audio_end = first + frame.samples
+        self._queue.put(("a", first, frame))
+
+    def event(self, event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        if self.failed or kind not in ("line_started", "line_ended"):
+            return
+        if self._k0 is None:
+            self._pending_events.append(event)
+            return
+        sample = round(float(event["media_time_s"]) * SAMPLE_RATE_HZ) - self._k0 * SAMPLES_PER_FRAME
+        if kind == "line_started":
+            if self._audio_cut is None or sample < self._audio_cut:
+                self._queue.put(("start", str(event["line_id"]), str(event["speaker"]), str(event["text"]), sample))
+        else:
+            self._queue.put(("end", str(event["line_id"]), sample, bool(event.get("interrupted"))))
+
+    # -- stopping ------------------------------------------------------------------------------
+
+    async def stop(self, *, wait: bool = True) -> Take:
+        """End the take at whole frames covering both the last picture and the audio."""
+        if not self._stopping and not self.failed:
+            self._stopping = True
+            end = 0
+            if self._k0 is not None:
+                end = max(-(-self._audio_end // SAMPLES_PER_FRAME), self._video_last + 1)
+            self._video_cut, self._audio_cut = end, end * SAMPLES_PER_FRAME
+            deadline = self._loop.time() + (self.config.stop_wait_ms / 1000 if wait else 0.0)
+            while self._audio_end < end * SAMPLES_PER_FRAME and self._loop.time() < deadline and not self.failed:
+                await asyncio.sleep(0.01)
+            self._queue.put(("stop", end))
+        return await asyncio.shield(self._done)
+
+    # -- the writer thread ----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        take: Take | None = None
+        error: StoreError | None = None
+        writer: SegmentWriter | None = None
+        try:
+            writer = SegmentWriter(self.store, self.take, config=self.config.segment)
+            while take is None:
+                take = self._handle(writer, self._queue.get())
+        except Exception as exc:  # noqa: BLE001 - any write failure ends the take, not the session
+            error = exc if isinstance(exc, StoreError) else storage_error(exc, f"recording take {self.take.id}")
+            self.failed = True
+            logger.error("session %s: take %s stopped: %s", self.session_id, self.take.id, error)
+            note = f"recording stopped early: {error}"
+            take = writer.abort(note=note) if writer is not None else None
+        self._loop.call_soon_threadsafe(self._finished, take, error)
+
+    def _handle(self, writer: SegmentWriter, item: tuple[Any, ...]) -> Take | None:
+        kind = item[0]
+        if kind == "v":
+            self._pictures_out += 1
+            writer.video(item[1], item[2])
+        elif kind == "a":
+            writer.audio(item[1], item[2].to_ndarray().reshape(-1))
+        elif kind == "start":
+            writer.line_started(item[1], item[2], item[3], item[4])
+        elif kind == "end":
+            writer.line_ended(item[1], item[2], interrupted=item[3])
+        elif kind == "k0":
+            self.store.takes.set_stream_start(self.take.id, item[1])
+        elif kind == "stop":
+            return writer.finish(item[1])
+        return None
+
+    def _finished(self, take: Take | None, error: StoreError | None) -> None:
+        final = take or self.take
+        try:
+            self._on_done(self, take, error)
+        except Exception:  # noqa: BLE001 - whoever awaits the stop must still get the take
+            logger.exception("session %s: take %s: reporting the end failed", self.session_id, final.id)
+        if not self._done.done():
+            if error is not None and take is None:
+                self._done.set_exception(error)
+            else:
+                self._done.set_result(final)
+        if self.dropped_frames:
+            logger.warning("session %s: take %s dropped %d pictures (writer behind)", self.session_id, final.id, self.dropped_frames)
+
+
+class Recordings:
+    """The server's recorders: at most one take per session at a time, any number of sessions."""
+
+    def __init__(self, store: Store, *, config: RecorderConfig | None = None) -> None:
+        self.store = store
+        self.config = config or RecorderConfig()
+        self._active: dict[str, TakeRecorder] = {}
+        self._starting: set[str] = set()
+        self._sessions: dict[str, Session] = {}
+
+    def active(self, session_id: str) -> TakeRecorder | None:
+        return self._active.get(session_id)
+
+    async def handle(self, session: Session, command: Record) -> None:
+        """Carry out a control-protocol ``record`` message (the events tell the outcome)."""
+        if command.action == "start":
+            assert command.scene_id is not None
+            await self.start(session, scene_id=command.scene_id, take_name=command.take_name)
+        else:
+            await self.stop(session)
+
+    async def start(self, session: Session, *, scene_id: str, take_name: str | None = None) -> Take:
+        if session.id in self._active or session.id in self._starting:
+            busy = self._active.get(session.id)
+            raise ConflictError(
+                "already_recording",
+                f"session {session.id} is already recording" + (f" take {busy.take.id}" if busy else "") + "; stop it first",
+            )
+        self._starting.add(session.id)
+        try:
+            take = await asyncio.to_thread(self._begin, session, scene_id, take_name)
+            recorder = TakeRecorder(
+                store=self.store, take=take, session_id=session.id, config=self.config, on_done=self._done
+            )
+            recorder.start()
+            self._active[session.id] = recorder
+            self._sessions[session.id] = session
+            session.media.taps.append(recorder)
+        finally:
+            self._starting.discard(session.id)
+        logger.info("session %s: recording take %s into scene %s", session.id, take.id, scene_id)
+        session.emit({"type": "take_started", "take_id": take.id, "scene_id": scene_id, "name": take.name})
+        return take
+
+    def _begin(self, session: Session, scene_id: str, take_name: str | None) -> Take:
+        free = free_bytes(self.store.media.takes_dir)
+        if free < self.config.min_free_bytes:
+            raise StorageFullError(
+                "disk_full",
+                f"only {free // 2**20} MiB free in {self.store.media.takes_dir}; recording needs at least "
+                f"{self.config.min_free_bytes // 2**20} MiB",
+            )
+        series_id = self.store.catalog.scene_series_id(scene_id)
+        view = session.scene.view
+        keep_characters(self.store.catalog, series_id, view.specs)
+        live = session.scene.config
+        return self.store.takes.begin(
+            scene_id, take_name, source="live", session_id=session.id, width_px=live.width_px,
+            height_px=live.height_px, cast=view.names, set_name=view.set_name,
+        )
+
+    async def stop(self, session: Session, *, wait: bool = True) -> Take:
+        recorder = self._active.get(session.id)
+        if recorder is None:
+            raise ConflictError("not_recording", f"session {session.id} is not recording a take")
+        return await recorder.stop(wait=wait)
+
+    async def stop_all(self) -> None:
+        for session_id in list(self._active):
+            session = self._sessions.get(session_id)
+            if session is not None:
+                await self.stop(session, wait=False)
+
+    def _done(self, recorder: TakeRecorder, take: Take | None, error: StoreError | None) -> None:
+        session = self._sessions.pop(recorder.session_id, None)
+        self._active.pop(recorder.session_id, None)
+        if session is None:
+            return
+        if recorder in session.media.taps:
+            session.media.taps.remove(recorder)
+        final = take or recorder.take
+        event: dict[str, Any] = {
+            "type": "take_stopped", "take_id": final.id, "scene_id": final.scene_id, "name": final.name,
+            "status": final.status, "frames": final.frames, "duration_s": round(final.duration_s, 3),
+            "start_media_time_s": None if recorder.stream_start_frame is None
+            else round(recorder.stream_start_frame * FRAME_MS / 1000, 3),
+            "dropped_frames": recorder.dropped_frames,
+        }
+        if error is not None:
+            event["error"] = {"code": error.code, "message": str(error)}
+            session.emit({"type": "error", "code": error.code, "message": str(error)})
+        session.emit(event)

@@ -1,0 +1,279 @@
+"""``talkie avatar animate``: make the person in a video say new audio, with their video-built model.
+
+Frame j of the output shows source frame ``pingpong(j)`` (the source plays forward, then
+backward, and so on while the new audio lasts), with the mouth repainted by the student: the
+face region the model was built with is cut (rig_data.crop_regions), the mouth blanked, and the
+student generates it from the clip's reference crop, the surrounding face and the log-mel window
+of the new audio centred on frame j (video_data.mel_windows, the training drive). The crop is
+pasted back with renderer.paint_mask, so pixels outside it keep the source's values exactly.
+Video and audio go into one MP4 (H.264 + AAC) stamped from the one clock (stream/mp4.py); the
+output has ``ceil(len(audio) / 1920)`` frames.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from accel.sampler import sample
+from lipsync.neural.checkpoint import CheckpointError, read_extra
+from lipsync.neural.data import FaceCond
+from lipsync.neural.model import FaceGen
+from lipsync.neural.regions import FaceRegion, crop_regions, paint_mask, paste_regions, region_masks
+from lipsync.neural.video_data import (
+    MEL_BINS,
+    MEL_DB_CENTRE,
+    MEL_DB_SCALE,
+    MEL_WINDOW_HOPS,
+    FaceBox,
+    clip_of,
+    locate_face,
+    mel_windows,
+    reference_crops,
+)
+from lipsync.neural.video_io import (
+    MAX_SOURCE_S,
+    SourceVideo,
+    VideoSourceError,
+    iter_frames,
+    open_source,
+    read_audio,
+)
+from lipsync.neural.weights import load_student
+from lipsync.timebase import FPS, SAMPLES_PER_FRAME, frames_for_samples
+from stream.media.mp4 import Mp4Writer, VideoEncoding
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AnimateConfig:
+    """One animation run.
+
+    steps: student sampler steps (1 or 2, what it was distilled for).
+    batch_frames: frames generated per forward pass.
+    seed: the fixed start noise (the same audio always gives the same mouth).
+    reverse_buffer_mb: memory for source frames read ahead when playing the source backwards.
+    """
+
+    steps: int = 1
+    batch_frames: int = 8
+    seed: int = 0
+    preset: str = "veryfast"
+    crf: int = 20
+    reverse_buffer_mb: int = 256
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.batch_frames < 1 or self.reverse_buffer_mb < 1:
+            raise ValueError(
+                f"steps, batch_frames and reverse_buffer_mb must be >= 1, got {self.steps}, "
+                f"{self.batch_frames}, {self.reverse_buffer_mb}"
+            )
+
+
+@dataclass(frozen=True)
+class AnimateResult:
+    path: Path
+    n_frames: int
+    n_samples: int
+    source_frames: int
+    wall_s: float
+
+    @property
+    def seconds(self) -> float:
+        return self.n_samples / (FPS * SAMPLES_PER_FRAME)
+
+
+def load_video_model(path: str | Path) -> tuple[FaceGen, dict[str, Any]]:
+    """The student and its build record; ``CheckpointError`` unless it was built from a video."""
+    model = load_student(path)
+    extra = read_extra(path)
+    cfg = model.cfg
+    if extra.get("source") != "video" or cfg.drive_kind != "mel":
+        raise CheckpointError(
+            f"{path} is not a video model (source={extra.get('source')!r}, drive "
+            f"{cfg.drive_kind!r}); build one with `talkie avatar build --video PERSON.mp4 --name NAME`"
+        )
+    missing = sorted({"frame_size", "face_box", "region", "drive"} - set(extra))
+    if missing:
+        raise CheckpointError(f"{path} is a video model without {missing} in its metadata")
+    drive = extra["drive"]
+    if (cfg.drive_channels, cfg.drive_frames) != (MEL_BINS, MEL_WINDOW_HOPS) or (
+        drive.get("db_centre"),
+        drive.get("db_scale"),
+    ) != (MEL_DB_CENTRE, MEL_DB_SCALE):
+        raise CheckpointError(
+            f"{path} was built with another log-mel drive ({cfg.drive_channels} x "
+            f"{cfg.drive_frames}, {drive}) than this version makes; build it again"
+        )
+    return model, extra
+
+
+class MouthPainter:
+    """Repaints the mouth inside one fixed face region of a video's frames."""
+
+    def __init__(
+        self,
+        *,
+        model: FaceGen,
+        region: FaceRegion,
+        references: torch.Tensor,
+        steps: int = 1,
+        seed: int = 0,
+    ) -> None:
+        c = model.cfg.crop_px
+        if references.shape[1:] != (3, c, c):
+            raise ValueError(f"references must be (K, 3, {c}, {c}), got {tuple(references.shape)}")
+        self.model, self.region, self.references, self.steps = model, region, references, steps
+        self.mask = region_masks([region])  # (1, 1, c, c)
+        self.soft = paint_mask(self.mask)  # (1, 1, c, c): where pixels are replaced
+        self.noise = torch.randn((1, 3, c, c), generator=torch.Generator().manual_seed(seed))
+
+    def paint(self, frames: Sequence[np.ndarray], drive: np.ndarray, clips: Sequence[int]) -> None:
+        """Repaint ``frames`` (each (H, W, 3) uint8) in place; ``drive`` (B, 40, 20) and
+        ``clips`` (B,) are each frame's drive window and reference index."""
+        b = len(frames)
+        c = self.model.cfg.crop_px
+        with torch.inference_mode():
+            current = torch.cat(
+                [crop_regions(f, [self.region], crop_px=c) for f in frames]
+            )  # (B, 3, c, c)
+            mask = self.mask.expand(b, 1, c, c)
+            cond = FaceCond(
+                reference=self.references[torch.as_tensor(list(clips), dtype=torch.long)],
+                masked=current * (1.0 - mask),
+                mask=mask,
+                drive=torch.from_numpy(np.ascontiguousarray(drive, np.float32)),
+            )
+            noise = self.noise.expand(b, 3, c, c).contiguous()
+            out = sample(self.model, cond, steps=self.steps, noise=noise, compose=False)
+            for frame, crop in zip(frames, out.clamp(-1.0, 1.0), strict=True):
+                paste_regions(frame, [self.region], crop[None], self.soft)
+
+
+def pingpong_runs(n_source: int, n_out: int) -> Iterator[tuple[int, int, bool]]:
+    """Spans ``(start, stop, backwards)`` of source frames that make ``n_out`` output frames:
+    0..n-1 forwards, n-2..1 backwards, and again (no frame repeats at the turns)."""
+    if n_source < 1:
+        raise ValueError("the source video has no frames")
+    done, forwards = 0, True
+    while done < n_out:
+        if forwards:
+            take = min(n_source, n_out - done)
+            yield 0, take, False
+        else:
+            take = min(max(0, n_source - 2), n_out - done)
+            if take:
+                yield n_source - 1 - take, n_source - 1, True
+        done += take
+        forwards = not forwards
+
+
+def pingpong_frames(
+    source: SourceVideo, n_out: int, *, block_frames: int
+) -> Iterator[tuple[int, np.ndarray]]:
+    """(source frame index, RGB frame) for output frames 0..n_out-1; backward spans are read in
+    blocks of ``block_frames`` (each a seek and a forward decode) and played reversed."""
+    for start, stop, backwards in pingpong_runs(source.n_frames, n_out):
+        if not backwards:
+            yield from enumerate(iter_frames(source, start=start, stop=stop), start=start)
+            continue
+        for hi in range(stop, start, -block_frames):
+            lo = max(start, hi - block_frames)
+            block = list(iter_frames(source, start=lo, stop=hi))
+            yield from ((lo + i, block[i]) for i in range(len(block) - 1, -1, -1))
+
+
+def animate_video(
+    model_path: str | Path,
+    source_video: str | Path,
+    audio_path: str | Path,
+    out_path: str | Path,
+    *,
+    config: AnimateConfig | None = None,
+    progress: bool = True,
+) -> AnimateResult:
+    """Write ``out_path``: ``source_video``'s person saying ``audio_path``; see the module doc."""
+    cfg = config or AnimateConfig()
+    started = time.perf_counter()
+    model, extra = load_video_model(model_path)
+    pcm = read_audio(audio_path)  # int16 48 kHz mono
+    source = open_source(
+        source_video, require_audio=False, min_seconds=1 / FPS, max_seconds=MAX_SOURCE_S
+    )
+    w, h = source.width_px, source.height_px
+    if [w, h] != list(extra["frame_size"]):
+        fw, fh = extra["frame_size"]
+        raise VideoSourceError(
+            f"{source.path} is {w}x{h} but {model_path} was built on a {fw}x{fh} video "
+            f"({extra.get('video')}); animate that video, or one framed the same way"
+        )
+    if w % 2 or h % 2:
+        raise VideoSourceError(
+            f"{source.path} is {w}x{h}; H.264 output needs an even width and height"
+        )
+    face = locate_face(source, crop_px=model.cfg.crop_px, face_box=FaceBox(*extra["face_box"]))
+    stored = extra["region"]
+    if (face.region.x0, face.region.y0, face.region.side) != (
+        stored["x0"],
+        stored["y0"],
+        stored["side"],
+    ):
+        raise CheckpointError(
+            f"{model_path}: its face region {stored} differs from the one this version derives "
+            f"({face.region.x0}, {face.region.y0}, {face.region.side}); build it again"
+        )
+    painter = MouthPainter(
+        model=model,
+        region=face.region,
+        references=reference_crops(face, crop_px=model.cfg.crop_px),
+        steps=cfg.steps,
+        seed=cfg.seed,
+    )
+    spans = face.train_clips + face.held_clips
+    n_out = frames_for_samples(pcm.shape[0])
+    drive = mel_windows(pcm, n_out)  # (N, 40, 20)
+    block = max(1, cfg.reverse_buffer_mb * 2**20 // (w * h * 3))
+    encoding = VideoEncoding(width_px=w, height_px=h, preset=cfg.preset, crf=cfg.crf)
+    bar = tqdm(total=n_out, disable=not progress, desc="animate", unit="frame")
+    with Mp4Writer(out_path, encoding=encoding) as writer:
+        frames: list[np.ndarray] = []
+        clips: list[int] = []
+
+        def flush() -> None:
+            j0 = writer.frames_written
+            j1 = j0 + len(frames)
+            painter.paint(frames, drive[j0:j1], clips)
+            for frame in frames:
+                writer.write_video(frame)
+            writer.write_audio(pcm[j0 * SAMPLES_PER_FRAME : j1 * SAMPLES_PER_FRAME])
+            bar.update(len(frames))
+            frames.clear()
+            clips.clear()
+
+        for k, rgb in pingpong_frames(source, n_out, block_frames=block):
+            frames.append(rgb.copy())  # repeated source frames share one array
+            clips.append(clip_of(k, spans))
+            if len(frames) == cfg.batch_frames:
+                flush()
+        if frames:
+            flush()
+        n_frames, n_samples = writer.frames_written, writer.samples_written
+    bar.close()
+    wall = time.perf_counter() - started
+    logger.info("animated %s: %d frames in %.1f s", out_path, n_frames, wall)
+    return AnimateResult(
+        path=Path(out_path),
+        n_frames=n_frames,
+        n_samples=n_samples,
+        source_frames=source.n_frames,
+        wall_s=wall,
+    )

@@ -1,0 +1,360 @@
+"""The ``talkie`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lipsync.espeak import UnknownLanguageError
+from lipsync.script import ScriptError
+from lipsync.timeline import TimelineError
+from stream.media.mp4 import OutputError
+from stream.tools.episode_cli import add_parser as add_episode_parser
+
+if TYPE_CHECKING:
+    from lipsync.script import Script
+    from stream.record.offline import RenderConfig
+
+# Video-built models live apart from the rig's: the rig renderer loads every model in its folder.
+RIG_MODELS_DIR = "lipsync/weights/neural"
+VIDEO_MODELS_DIR = "data/avatars"
+
+# ValueError covers the typed config errors (ServerConfigError, bad sizes, unknown sets).
+USER_ERRORS = (ScriptError, UnknownLanguageError, TimelineError, OutputError, ValueError)
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must look like 512x512, got {text!r}") from None
+    return w, h
+
+
+def _alias(text: str) -> tuple[str, str]:
+    name, sep, canonical = text.partition("=")
+    if not sep or not name.strip() or not canonical.strip():
+        raise ValueError(f"--alias must look like MOM=MAYA, got {text!r}")
+    return name.strip(), canonical.strip()
+
+
+def _cmd_render(args: argparse.Namespace) -> int:
+    from stream.record.offline import RenderConfig, read_script, render_script
+
+    width, height = args.size
+    config = RenderConfig(
+        width_px=width, height_px=height, set_name=args.set, language=args.lang, encoding_preset=args.preset,
+        backend=args.backend, neural_weights_dir=args.neural_weights,
+    )
+    aliases = dict(_alias(a) for a in args.alias)
+    script = read_script(Path(args.script), aliases=aliases)
+    if args.episode or args.scene:
+        _render_into_store(args, script, config)
+    if not args.output:
+        if not (args.episode or args.scene):
+            raise ValueError("give an output file (-o scene.mp4) and/or a store target (--episode ID or --scene ID)")
+        return 0
+    result = render_script(script, Path(args.output), config=config, progress=not args.quiet)
+    print(
+        f"wrote {result.path} ({result.n_frames} frames, {result.n_samples / 48000:.2f} s), "
+        f"{result.srt_path.name}, {result.vtt_path.name}"
+    )
+    return 0
+
+
+def _render_into_store(args: argparse.Namespace, script: Script, config: RenderConfig) -> None:
+    from stream.record.script_takes import record_script
+    from stream.store import Store
+
+    store = Store.open(Path(args.data_dir))
+    try:
+        takes = record_script(
+            store, script, episode_id=args.episode, scene_id=args.scene, config=config, progress=not args.quiet
+        )
+    finally:
+        store.close()
+    for take in takes:
+        print(f"recorded take {take.id} into scene {take.scene_id} ({take.frames} frames, {take.duration_s:.2f} s)")
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from stream.live.config import ServerConfig
+    from stream.live.scene import LiveConfig
+    from stream.web.app import create_app
+
+    width, height = args.size
+    config = ServerConfig(
+        host=args.host,
+        port=args.port,
+        token=args.token or os.environ.get("TALKIE_TOKEN") or None,
+        data_dir=Path(args.data_dir),
+        max_sessions=args.max_sessions,
+        live=LiveConfig(
+            width_px=width, height_px=height, set_name=args.set,
+            backend=args.backend, neural_weights_dir=args.neural_weights,
+        ),
+    )
+    if args.backend == "neural":  # fail at startup, not in the first session
+        from lipsync.neural.weights import load_weights_dir
+
+        load_weights_dir(args.neural_weights)
+    engine = None
+    if args.character:  # user art: folders of layered PNGs with a character.json
+        from avatar.custom import art_spec
+        from avatar.spec import Cast
+        from stream.live.engine import Engine
+
+        cast = Cast.builtin()
+        for folder in args.character:
+            cast.add(art_spec(Path(folder)))
+        engine = Engine(config, cast=cast)
+    app = create_app(config, engine=engine)
+    print(f"talkie serving on http://{config.host}:{config.port}/ (data in {config.data_dir})", flush=True)
+    uvicorn.run(
+        app, host=config.host, port=config.port, loop="uvloop", log_level="warning",
+        ws_max_size=config.max_message_bytes,
+    )
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    if args.what == "render":
+        from stream.tools.bench_render import bench_render
+
+        width, height = args.size
+        report = bench_render(seconds=args.seconds, width_px=width, height_px=height, preset=args.preset)
+    elif args.what == "stream":
+        from stream.tools.bench_stream import bench_stream
+
+        report = bench_stream(
+            seconds=args.seconds if args.seconds != 60.0 else 6.0, lines=args.lines, backend=args.backend
+        )
+    elif args.what == "export":
+        from stream.tools.bench_export import bench_export
+
+        report = bench_export(takes=args.takes, episode_s=args.seconds if args.seconds != 60.0 else 600.0)
+    elif args.what == "audio":
+        from stream.tools.bench_audio import bench_audio
+
+        report = bench_audio()
+    elif args.what == "model":
+        from stream.tools.bench_model import bench_shipped_model
+
+        report = bench_shipped_model(
+            weights_dir=args.neural_weights, plot_path=Path(args.plot), compile=args.compile
+        )
+    else:
+        raise ValueError(f"unknown benchmark {args.what!r}")
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+def _cmd_avatar_build(args: argparse.Namespace) -> int:
+    if args.video:
+        return _cmd_avatar_build_video(args)
+    if args.face_box:
+        raise ValueError("--face-box goes with --video")
+    from avatar.spec import Cast
+    from stream.tools.avatar_build import BuildConfig, build_model
+
+    cast = Cast.builtin()
+    names = [spec.name for spec in cast] if args.all else [n.upper() for n in args.characters]
+    if not names:
+        raise ValueError("name the characters to build (e.g. MAYA), or pass --all")
+    specs = []
+    for name in names:
+        spec = cast.get(name)
+        if spec is None:
+            raise ValueError(f"{name!r} is not a built-in character; known: {', '.join(s.name for s in cast)}")
+        specs.append(spec)
+    model_name = args.name or (names[0].lower() if len(names) == 1 else "cast")
+    config = BuildConfig(
+        variant=args.variant, n_clips=args.clips, held_out_clips=args.held_out,
+        teacher_steps=args.teacher_steps, student_steps=args.student_steps, n_pairs=args.pairs,
+        save_teacher=args.save_teacher, seed=args.seed,
+    )
+    summary = build_model(
+        specs, name=model_name, out_dir=Path(args.out_dir or RIG_MODELS_DIR), config=config,
+        progress=not args.quiet,
+    )
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _cmd_avatar_build_video(args: argparse.Namespace) -> int:
+    from lipsync.neural.video_data import FaceBox
+    from stream.tools.avatar_build import BuildConfig, build_from_video
+
+    if args.characters or args.all:
+        raise ValueError("a --video build learns the person in the video; name no characters")
+    video = Path(args.video)
+    config = BuildConfig(
+        variant=args.variant, teacher_steps=args.teacher_steps, student_steps=args.student_steps,
+        n_pairs=args.pairs, save_teacher=args.save_teacher, seed=args.seed,
+    )
+    summary = build_from_video(
+        video, name=args.name or video.stem.lower(), out_dir=Path(args.out_dir or VIDEO_MODELS_DIR),
+        config=config, face_box=FaceBox.parse(args.face_box) if args.face_box else None,
+        progress=not args.quiet,
+    )
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _cmd_avatar_animate(args: argparse.Namespace) -> int:
+    from stream.tools.avatar_animate import AnimateConfig, animate_video
+
+    config = AnimateConfig(steps=args.steps, seed=args.seed, preset=args.preset)
+    result = animate_video(
+        Path(args.model), Path(args.video), Path(args.audio), Path(args.output), config=config,
+        progress=not args.quiet,
+    )
+    summary = {
+        "path": str(result.path), "frames": result.n_frames, "seconds": round(result.seconds, 3),
+        "source_frames": result.source_frames, "wall_s": round(result.wall_s, 2),
+        "fps": round(result.n_frames / result.wall_s, 2),
+    }
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="talkie", description="Lip-synced talking-picture scenes.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    render = sub.add_parser("render", help="render a script (Fountain or NAME: line) to MP4 + SRT + VTT")
+    render.add_argument("script", help="script file (.fountain or .txt)")
+    render.add_argument("-o", "--output", help="output .mp4 path")
+    render.add_argument("--episode", help="also record each script scene as a new scene of this episode (id)")
+    render.add_argument("--scene", help="also record the script as a new take of this scene (id)")
+    render.add_argument("--data-dir", default="data", help="the store for --episode/--scene")
+    render.add_argument("--size", type=_size, default=(512, 512), help="WIDTHxHEIGHT, up to 1280x720")
+    render.add_argument("--set", default="studio", help="background set (studio, kitchen, park, office, #rrggbb)")
+    render.add_argument("--lang", default="en-us", help="language for characters not in the cast")
+    render.add_argument(
+        "--alias", action="append", default=[], metavar="NAME=CHARACTER",
+        help="another name for a character, e.g. MOM=MAYA (repeatable)",
+    )
+    render.add_argument("--preset", default="ultrafast", help="x264 preset (slower presets make smaller files)")
+    render.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    render.add_argument(
+        "--backend", choices=["rig", "neural"], default="rig",
+        help="neural: trained mouth models repaint the rig's mouths (characters without one keep the rig)",
+    )
+    render.add_argument("--neural-weights", default=None, metavar="DIR", help="per-character models (default: shipped)")
+    render.set_defaults(func=_cmd_render)
+
+    serve = sub.add_parser("serve", help="start the live server")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (non-loopback needs --token)")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--token", default=None, help="access token (or TALKIE_TOKEN)")
+    serve.add_argument("--data-dir", default="data", help="where recordings and the store live")
+    serve.add_argument("--max-sessions", type=int, default=8)
+    serve.add_argument("--size", type=_size, default=(512, 512), help="WIDTHxHEIGHT of the scene")
+    serve.add_argument("--set", default="studio", help="background set")
+    serve.add_argument(
+        "--character", action="append", default=[], metavar="DIR",
+        help="add a character drawn from a folder of PNGs with a character.json (repeatable)",
+    )
+    serve.add_argument(
+        "--backend", choices=["rig", "neural"], default="rig",
+        help="neural: trained mouth models repaint the rig's mouths (no look-ahead live)",
+    )
+    serve.add_argument("--neural-weights", default=None, metavar="DIR", help="per-character models (default: shipped)")
+    serve.set_defaults(func=_cmd_serve)
+
+    bench = sub.add_parser("bench", help="print measured figures as JSON")
+    bench.add_argument("what", choices=["render", "stream", "export", "audio", "model"])
+    bench.add_argument("--neural-weights", default=None, metavar="DIR", help="model: models to bench (default: shipped)")
+    bench.add_argument("--backend", choices=["rig", "neural"], default="rig", help="stream: mouths by the rig or the neural model")
+    bench.add_argument("--plot", default="bench_model.png", help="model: where to write the plot PNG")
+    bench.add_argument(
+        "--compile", action="store_true", help="model: time torch.compile'd models (minutes of compiling first)"
+    )
+    bench.add_argument(
+        "--seconds", type=float, default=60.0,
+        help="render: media length; stream: seconds per level (6); export: episode length (600)",
+    )
+    bench.add_argument("--takes", type=int, default=20, help="export: takes in the episode")
+    bench.add_argument("--lines", type=int, default=20, help="stream: lines for the latency figures")
+    bench.add_argument("--size", type=_size, default=(512, 512))
+    bench.add_argument("--preset", default="ultrafast", help="x264 preset")
+    bench.set_defaults(func=_cmd_bench)
+
+    avatar = sub.add_parser("avatar", help="neural mouth models: build one, animate a video with it")
+    avatar_sub = avatar.add_subparsers(dest="avatar_command", required=True)
+    build = avatar_sub.add_parser(
+        "build", help="train a mouth model from rig renders of characters, or from a video of a person"
+    )
+    build.add_argument("characters", nargs="*", help="built-in characters, e.g. MAYA (several share one model)")
+    build.add_argument("--all", action="store_true", help="every built-in character, in one model")
+    build.add_argument("--video", default=None, metavar="PATH", help="a video of a person talking (4 s to 15 min)")
+    build.add_argument(
+        "--face-box", default=None, metavar="X,Y,W,H",
+        help="with --video: the face in source pixels (default: found automatically)",
+    )
+    build.add_argument(
+        "--name", default=None, help="model file name (default: the character's, cast, or the video's name)"
+    )
+    build.add_argument(
+        "-o", "--out-dir", default=None,
+        help=f"where <name>.safetensors goes (default: {RIG_MODELS_DIR}, or {VIDEO_MODELS_DIR} with --video)",
+    )
+    build.add_argument(
+        "--variant", default="rig64", help="model size: tiny, rig64, small (--video uses its log-mel version)"
+    )
+    build.add_argument("--clips", type=int, default=40, help="spoken lines to render per character")
+    build.add_argument("--held-out", type=int, default=4, help="of those, lines per character never trained on")
+    build.add_argument("--pairs", type=int, default=512, help="teacher samples the student is distilled on")
+    build.add_argument("--teacher-steps", type=int, default=3000)
+    build.add_argument("--student-steps", type=int, default=1000)
+    build.add_argument("--save-teacher", action="store_true", help="also keep the teacher")
+    build.add_argument("--seed", type=int, default=0)
+    build.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    build.set_defaults(func=_cmd_avatar_build)
+    animate = avatar_sub.add_parser("animate", help="make the person of a --video model say new audio")
+    animate.add_argument("--model", required=True, help="a model from `talkie avatar build --video`")
+    animate.add_argument("--video", required=True, help="the person's video (the one the model was built on)")
+    animate.add_argument("--audio", required=True, help="what they say: wav, mp3, or any file with sound")
+    animate.add_argument("-o", "--output", required=True, help="output .mp4 path")
+    animate.add_argument("--steps", type=int, choices=[1, 2], default=1, help="student sampler steps")
+    animate.add_argument("--seed", type=int, default=0)
+    animate.add_argument("--preset", default="veryfast", help="x264 preset")
+    animate.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    animate.set_defaults(func=_cmd_avatar_animate)
+
+    add_episode_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args))
+    except USER_ERRORS as exc:
+        print(f"talkie: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        # Imported here so that commands without the neural backend never load torch.
+        from lipsync.neural.checkpoint import CheckpointError
+
+        if not isinstance(exc, CheckpointError):
+            raise
+        print(f"talkie: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
