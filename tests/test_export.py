@@ -51,7 +51,10 @@ class Collector:
     def audio(self, frame: av.AudioFrame) -> None:
         self.samples[int(frame.pts)] = frame.to_ndarray().reshape(-1).copy()
 
-    def event(self, event: dict[str, Any]) -> None:
+    def line_started(self, line_id: str, speaker: str, text: str, sample: int) -> None:
+        pass
+
+    def line_ended(self, line_id: str, sample: int, *, interrupted: bool) -> None:
         pass
 
 
@@ -79,7 +82,7 @@ async def server(engine: Engine, tmp_path: Path) -> AsyncIterator[tuple[Any, str
 async def record_live(app: Any, peer: ScenePeer, scene_id: str, speaker: str, text: str) -> tuple[dict, dict, Collector]:
     """One take through the control channel while the session plays a line; (started, stopped) events."""
     collector = Collector()
-    app.state.sessions.sessions[peer.session_id].media.taps.append(collector)
+    app.state.sessions.sessions[peer.session_id].add_tap(collector)
     mark = len(peer.events)
     peer.send({"type": "record", "action": "start", "scene_id": scene_id})
     await peer.event("take_started", after=mark)

@@ -30,7 +30,7 @@ def run(scene: LiveScene, start: int, n: int) -> list[FrameState]:
 def wait_ready(scene: LiveScene) -> None:
     """Wait until queued lines are fully synthesised: these tests produce frames faster than
     real time, which live playback (paced by the clock) never does."""
-    for line in list(scene._queue):  # noqa: SLF001 - test looks inside on purpose
+    for line in list(scene._lines.queue):  # noqa: SLF001 - test looks inside on purpose
         assert line.utt.finished.wait(10.0)
 
 

@@ -176,12 +176,15 @@ def test_live_scene_neural_backend_paints_only_the_modelled_mouth() -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     from lipsync.speech import SpeechEngine
-    from stream.live.scene import LiveConfig, LiveScene
+    from stream.live.config import LiveConfig
+    from stream.live.faces import FaceService
+    from stream.live.scene import LiveScene
 
     speech = SpeechEngine()
     utt = speech.say("Hello, where were you?", MAYA.voice)
     models = load_cast_models(["MAYA", "LEO"])
     assert set(models) == {"MAYA", "LEO"} and models["MAYA"] is models["LEO"]
+    faces = FaceService(models)
     with ThreadPoolExecutor(max_workers=1) as pool:
         scenes = [
             LiveScene(
@@ -189,8 +192,9 @@ def test_live_scene_neural_backend_paints_only_the_modelled_mouth() -> None:
                 speech=speech,
                 synth_executor=pool,
                 config=LiveConfig(width_px=320, height_px=256, backend=backend),
+                faces=faces,
             )
-            for backend in ("rig", "neural")  # neural: loads the shipped models
+            for backend in ("rig", "neural")  # neural: the shipped models, through the shared service
         ]
         for s in scenes:
             s.bind_input("MAYA", _TrackInput(utt))
@@ -203,6 +207,7 @@ def test_live_scene_neural_backend_paints_only_the_modelled_mouth() -> None:
             rig, neural = (s.compose(s.produce(k)) for s in scenes)
             assert np.array_equal(rig[~inside], neural[~inside])
             diffs.append(neural[inside])
+    faces.close()
     change = [np.abs(d.astype(np.int16) - diffs[0]).mean() for d in diffs]
     assert max(change) > 0.5
 

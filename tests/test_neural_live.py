@@ -108,6 +108,25 @@ def test_a_late_mouth_keeps_the_rig_mouth_and_the_frame_goes_out(service: FaceSe
     assert service.stats()["dropped_late"] == 2  # MAYA's and LEO's
 
 
+def test_a_failed_batch_keeps_the_rig_mouth_and_is_counted(
+    service: FaceService, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(jobs: list) -> list:
+        raise RuntimeError("model exploded")
+
+    service.scheduler._runners = {key: broken for key in service.scheduler._runners}
+    comp, frames, drives = maya_frames(1)
+    painter = service.painter(comp)
+    out = frames[0].copy()
+    with caplog.at_level("ERROR", logger="stream.live.faces"):
+        kept = service.paint(out, painter, drives[0], session_key="broken", shown_at_s=time.monotonic() + 1.0)
+    assert kept == 2  # MAYA and LEO keep the rig's mouths
+    assert np.array_equal(out, frames[0])  # the frame goes out, exactly the rig's
+    stats = service.stats()
+    assert stats["failed"] == 2 and stats["painted"] == 0
+    assert "model exploded" in caplog.text
+
+
 def test_no_models_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="no trained models"):
         FaceService({})
@@ -151,7 +170,7 @@ async def test_server_neural_backend_streams_painted_mouths(speech: SpeechEngine
     assert opening[during].mean() > 2 * max(opening[quiet].mean(), 1e-3), (opening[during].mean(), opening[quiet].mean())
 
 
-def test_live_drive_window_looks_ahead_like_the_offline_one(speech: SpeechEngine) -> None:
+def test_live_drive_window_looks_ahead_like_the_offline_one(speech: SpeechEngine, service: FaceService) -> None:
     """Live drive windows hold rows k-2 .. k+2 once the speech for them exists (as offline)."""
     from concurrent.futures import ThreadPoolExecutor
 
@@ -161,7 +180,7 @@ def test_live_drive_window_looks_ahead_like_the_offline_one(speech: SpeechEngine
     with ThreadPoolExecutor(max_workers=1) as pool:
         scene = LiveScene(
             cast=Cast.builtin(), speech=speech, synth_executor=pool,
-            config=LiveConfig(width_px=320, height_px=256, backend="neural"),
+            config=LiveConfig(width_px=320, height_px=256, backend="neural"), faces=service,
         )
         [scene.produce(k) for k in range(5)]
         line = scene.say("MAYA", "Where were you last night? I waited for hours.", received_at=time.monotonic())

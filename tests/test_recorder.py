@@ -71,13 +71,12 @@ async def test_a_take_holds_exactly_what_streamed_from_its_first_frame(tmp_path:
     skipped = {0, 1, 9, 10, 11, 30}  # pictures the session skipped (the first two included)
     for slot in range(60):
         if slot == 3:
-            recorder.event({"type": "line_started", "line_id": "L4", "speaker": "MAYA", "text": "Hi.", "media_time_s": 1.6})
+            recorder.line_started("L4", "MAYA", "Hi.", round(1.6 * 48000))  # stamps in stream samples
         if slot == 50:
-            recorder.event({"type": "line_ended", "line_id": "L4", "speaker": "MAYA", "media_time_s": 3.4871})
+            recorder.line_ended("L4", round(3.4871 * 48000), interrupted=False)
         feed.frame(picture=slot not in skipped)
         if slot % 10 == 0:
             await asyncio.sleep(0)
-    recorder.event({"type": "stats"})  # not a line: ignored
     stopped = await recorder.stop()
     feed.frame()  # after the stop: not part of the take
 

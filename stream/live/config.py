@@ -1,4 +1,5 @@
-"""Server configuration: one frozen dataclass, checked once at start-up."""
+"""Configuration of the live pipeline: one scene (``LiveConfig``) and the server that runs
+sessions of them (``ServerConfig``, checked once at start-up)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,21 @@ import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from stream.live.scene import LiveConfig
+
+@dataclass(frozen=True, slots=True)
+class LiveConfig:
+    """One live scene: its picture, language, line pacing and backend."""
+
+    width_px: int = 512
+    height_px: int = 512
+    set_name: str = "studio"
+    language: str = "en-us"
+    first_chunk_ms: int = 200
+    gap_ms: int = 200
+    max_queued_lines: int = 32
+    max_characters: int = 4
+    backend: str = "rig"  # "neural": trained mouth models repaint the rig's mouths
+    neural_weights_dir: str | None = None  # None: the shipped lipsync/weights/neural
 
 
 class ServerConfigError(ValueError):

@@ -102,6 +102,7 @@ class FaceService:
         self._count_lock = threading.Lock()
         self.painted = 0
         self.missed = 0
+        self.failed = 0  # mouths whose batch raised: the frame kept the rig's mouth
 
     def painter(self, compositor: Compositor) -> NeuralFaceRenderer:
         return NeuralFaceRenderer(compositor=compositor, models=self.models, steps=self.config.steps)
@@ -134,8 +135,10 @@ class FaceService:
 
     def finish(self, pending: PendingPaint) -> int:
         """Paste the crops of ``pending`` into its frame; returns how many characters kept the
-        rig's mouth because their crop missed the deadline (or the queue was full)."""
-        missed = 0
+        rig's mouth because their crop missed the deadline, the queue was full or the model's
+        batch failed (counted in ``failed`` and logged)."""
+        missed = failed = 0
+        error: Exception | None = None
         for task, fut in zip(pending.tasks, pending.futures, strict=True):
             try:
                 # The worker drops a request it finds late, so this wait is bounded by the
@@ -147,11 +150,18 @@ class FaceService:
             ):
                 missed += 1
                 continue
+            except Exception as exc:  # noqa: BLE001 - a failed batch costs mouths, never the video
+                failed += 1
+                error = exc
+                continue
             pending.painter.paste(pending.frame, task, crop)
         with self._count_lock:
-            self.painted += len(pending.tasks) - missed
+            self.painted += len(pending.tasks) - missed - failed
             self.missed += missed
-        return missed
+            before, self.failed = self.failed, self.failed + failed
+        if failed and (before == 0 or before // 250 != self.failed // 250):  # the first, then 1 in 250
+            logger.error("neural mouths failed %d times, the rig's mouth shown instead: %s", self.failed, error)
+        return missed + failed
 
     def paint(
         self,
@@ -179,6 +189,7 @@ class FaceService:
             "characters": sorted(self.models),
             "painted": self.painted,
             "kept_rig_mouth": self.missed,
+            "failed": self.failed,
             "batches": s.batches,
             "mean_batch": round(sum(sizes) / len(sizes), 2) if sizes else None,
             "max_batch_seen": max(sizes) if sizes else None,

@@ -10,12 +10,13 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aiortc import RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 
 from lipsync.timebase import SAMPLE_RATE_HZ
-from stream.errors import ClientError
+from stream.errors import ClientError, OfferError, SessionLimitError
+from stream.live.cast import SceneView
 from stream.live.config import ServerConfig
 from stream.live.control import (
     BindInput,
@@ -30,25 +31,28 @@ from stream.live.control import (
     parse_message,
 )
 from stream.live.engine import Engine
+from stream.live.frames import FrameState
 from stream.live.ice import keep_loopback_candidates
 from stream.live.inputs.bindings import InputHub, SessionInputs
-from stream.live.scene import FrameState, LiveScene
-from stream.live.tracks import SceneAudioTrack, SceneVideoTrack, SessionMedia
-
-if TYPE_CHECKING:
-    from stream.record.recorder import Recordings
+from stream.live.scene import LiveScene
+from stream.live.tracks import MediaTap, SceneAudioTrack, SceneVideoTrack, SessionMedia
 
 logger = logging.getLogger(__name__)
 
 Send = Callable[[str], Awaitable[None]]
 
 
-class SessionLimitError(RuntimeError):
-    """No room for another session."""
+class TakeDesk(Protocol):
+    """Where a session's ``record`` messages go: the server's recorder, when it has a store.
 
+    The recorder sees the session only through ``view``, ``frame_size_px``, ``add_tap`` and
+    ``emit``; the app hands it to the manager, so neither imports the other."""
 
-class OfferError(ValueError):
-    """The SDP offer cannot be answered; the message says what it lacks."""
+    async def start(self, target: Session, *, scene_id: str, take_name: str | None = None) -> object: ...
+
+    async def stop(self, target: Session, *, wait: bool = True) -> object: ...
+
+    def active(self, session_id: str) -> object | None: ...
 
 
 class Session:
@@ -69,8 +73,23 @@ class Session:
         self._closed = asyncio.Event()
         self._pending: set[asyncio.Task[Any]] = set()
         self._announced_cast = scene.view.names
-        self.recordings: Recordings | None = None  # set by the manager when the server has a store
+        self.recordings: TakeDesk | None = None  # set by the manager when the server has a store
         self.inputs: SessionInputs | None = None  # live audio inputs: set by the manager
+
+    # -- what a recorder or an extra viewer sees ------------------------------------------
+
+    @property
+    def view(self) -> SceneView:
+        """Who is on screen now and the set."""
+        return self.scene.view
+
+    @property
+    def frame_size_px(self) -> tuple[int, int]:
+        return self.scene.config.width_px, self.scene.config.height_px
+
+    def add_tap(self, tap: MediaTap) -> Callable[[], None]:
+        """Let ``tap`` see what this session streams; returns the function that removes it."""
+        return self.media.add_tap(tap)
 
     # -- outgoing events -----------------------------------------------------------------
 
@@ -120,8 +139,6 @@ class Session:
             channel.on("open", lambda: self.emit(self.hello()))
 
     def emit(self, event: dict[str, Any]) -> None:
-        for tap in list(self.media.taps):
-            tap.event(event)
         text = json.dumps(event, ensure_ascii=False)
         for queue in list(self._outboxes.values()):
             try:
@@ -187,8 +204,14 @@ class Session:
             self.emit({"type": "pong"})
         elif isinstance(command, Record):
             if self.recordings is None:
-                raise ClientError("recording_unavailable", "this server has no episode store to record into")
-            await self.recordings.handle(self, command)
+                raise ClientError(
+                    "recording_unavailable", "this server has no episode store to record into", http_status=503
+                )
+            if command.action == "start":
+                assert command.scene_id is not None  # the parser requires it for a start
+                await self.recordings.start(self, scene_id=command.scene_id, take_name=command.take_name)
+            else:
+                await self.recordings.stop(self)
         elif isinstance(command, BindInput):
             await self._bind_input(command)
         if self.scene.view.names != self._announced_cast:
@@ -205,6 +228,8 @@ class Session:
             media_time_s = round(notice.sample / SAMPLE_RATE_HZ, 3)
             line = notice.line
             if notice.kind == "started":
+                for tap in self.media.taps:
+                    tap.line_started(line.id, line.speaker, line.text, notice.sample)
                 latency_ms = round((now - line.received_at) * 1000, 1)
                 self.scene.stats.last_latency_ms = latency_ms
                 self.scene.stats.latencies_ms.append(latency_ms)
@@ -214,6 +239,8 @@ class Session:
                     "text": line.text, "media_time_s": media_time_s, "latency_ms": latency_ms,
                 })
             else:
+                for tap in self.media.taps:
+                    tap.line_ended(line.id, notice.sample, interrupted=notice.interrupted)
                 self.emit({
                     "type": "line_ended", "line_id": line.id, "speaker": line.speaker,
                     "media_time_s": media_time_s, "interrupted": notice.interrupted,
@@ -285,7 +312,7 @@ class SessionManager:
         self.engine = engine
         self.config = config
         self.sessions: dict[str, Session] = {}
-        self.recordings: Recordings | None = None  # the app sets it when it opens the store
+        self.recordings: TakeDesk | None = None  # the app sets it when it opens the store
         self.audio_inputs: InputHub | None = None  # the app sets it: live audio inputs
 
     async def create(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
 import threading
 import time
@@ -30,7 +31,8 @@ from lipsync.timebase import (
     TICKS_PER_FRAME,
     VIDEO_TIME_BASE,
 )
-from stream.live.scene import FrameState, LiveScene
+from stream.live.frames import FrameState
+from stream.live.scene import LiveScene
 
 if TYPE_CHECKING:
     from stream.live.faces import PendingPaint
@@ -46,13 +48,16 @@ HALVES = SAMPLES_PER_FRAME // AUDIO_SAMPLES  # 2 audio frames per video frame
 class MediaTap(Protocol):
     """Sees exactly what a session streams, in order, on the event loop: it must not block
     (hand the work to a queue and a worker of its own). Each video frame it gets is its own
-    copy, free to convert or encode in any thread."""
+    copy, free to convert or encode in any thread. Lines are stamped in samples of the
+    session's clock, as the frames are; a frame's line notices come before its picture."""
 
     def video(self, frame: av.VideoFrame) -> None: ...
 
     def audio(self, frame: av.AudioFrame) -> None: ...
 
-    def event(self, event: dict[str, Any]) -> None: ...
+    def line_started(self, line_id: str, speaker: str, text: str, sample: int) -> None: ...
+
+    def line_ended(self, line_id: str, sample: int, *, interrupted: bool) -> None: ...
 
 
 class SessionMedia:
@@ -72,7 +77,21 @@ class SessionMedia:
         self._lock = asyncio.Lock()
         self._max = max_buffered_frames
         self.t0: float | None = None
-        self.taps: list[MediaTap] = []  # e.g. a recorder: sees every frame as it leaves
+        self._taps: list[MediaTap] = []  # e.g. a recorder: sees every frame as it leaves
+
+    @property
+    def taps(self) -> tuple[MediaTap, ...]:
+        return tuple(self._taps)
+
+    def add_tap(self, tap: MediaTap) -> Callable[[], None]:
+        """Let ``tap`` see every frame from the next one on; returns the function that removes it."""
+        self._taps.append(tap)
+
+        def remove() -> None:
+            with contextlib.suppress(ValueError):
+                self._taps.remove(tap)
+
+        return remove
 
     def start_time(self) -> float:
         """The monotonic time of frame 0, fixed by whichever track asks first."""
@@ -178,7 +197,7 @@ class SceneVideoTrack(MediaStreamTrack):
             self.frames_skipped += skip
             k += skip
         state = await self._media.state(k)
-        taps = list(self._media.taps)
+        taps = self._media.taps
         frame, *copies = await self._media.compose(state, copies=len(taps))
         for f in (frame, *copies):
             f.pts = k * TICKS_PER_FRAME
@@ -214,6 +233,6 @@ class SceneAudioTrack(MediaStreamTrack):
         frame.pts = m * AUDIO_SAMPLES
         frame.time_base = AUDIO_TIME_BASE
         self._m = m + 1
-        for tap in list(self._media.taps):
+        for tap in self._media.taps:
             tap.audio(frame)
         return frame

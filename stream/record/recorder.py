@@ -1,6 +1,7 @@
 """The recorder: a media tap that writes exactly what a session streams into a take.
 
-A ``TakeRecorder`` sits in ``SessionMedia.taps``. On the event loop it only rebases pts to the
+A ``TakeRecorder`` is a media tap on a ``RecordingTarget`` (a live session, seen only through
+its id, its view, a way to add a tap and an event sink). On the event loop it only rebases pts to the
 take and queues the frames (never blocking, never touching them); one writer thread per take
 encodes and commits short segments (see ``stream.store.segments``). The take's frame 0 is the
 first frame seen after the start (audio from that frame's first sample on); a picture the
@@ -19,22 +20,51 @@ import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import av
 
-from lipsync.timebase import FRAME_MS, SAMPLE_RATE_HZ, SAMPLES_PER_FRAME, TICKS_PER_FRAME
+from avatar.spec import CharacterSpec
+from lipsync.timebase import FRAME_MS, SAMPLES_PER_FRAME, TICKS_PER_FRAME
 from stream.store import Store, StoreError, Take
 from stream.store.cast import keep_characters
 from stream.store.errors import ConflictError, StorageFullError, storage_error
 from stream.store.media import free_bytes
 from stream.store.segments import SegmentConfig, SegmentWriter
 
-if TYPE_CHECKING:
-    from stream.live.control import Record
-    from stream.live.session import Session
-
 logger = logging.getLogger(__name__)
+
+
+class TakeView(Protocol):
+    """Who is on screen and the set, as a take records them."""
+
+    @property
+    def specs(self) -> tuple[CharacterSpec, ...]: ...
+
+    @property
+    def names(self) -> tuple[str, ...]: ...
+
+    @property
+    def set_name(self) -> str: ...
+
+
+class RecordingTarget(Protocol):
+    """What a take is recorded from: a live session, through this narrow window."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def view(self) -> TakeView: ...
+
+    @property
+    def frame_size_px(self) -> tuple[int, int]: ...
+
+    def add_tap(self, tap: TakeRecorder) -> Callable[[], None]:
+        """Start handing ``tap`` every frame streamed; returns the function that stops it."""
+        ...
+
+    def emit(self, event: dict[str, Any]) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +90,7 @@ class TakeRecorder:
         self._loop = asyncio.get_running_loop()
         self._queue: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self._k0: int | None = None
-        self._pending_events: list[dict[str, Any]] = []
+        self._pending_lines: list[tuple[Any, ...]] = []  # line stamps seen before frame 0
         self._video_cut: int | None = None  # slots at or past this are not recorded
         self._audio_cut: int | None = None
         self._audio_end = 0  # take samples queued so far
@@ -86,9 +116,9 @@ class TakeRecorder:
     def _anchor(self, k0: int) -> None:
         self._k0 = k0
         self._queue.put(("k0", k0))
-        for event in self._pending_events:
-            self.event(event)
-        self._pending_events.clear()
+        for item in self._pending_lines:
+            self._line(item)
+        self._pending_lines.clear()
 
     def video(self, frame: av.VideoFrame) -> None:
         if self.failed or frame.pts is None:
@@ -117,19 +147,28 @@ class TakeRecorder:
         self._audio_end = first + frame.samples
         self._queue.put(("a", first, frame))
 
-    def event(self, event: dict[str, Any]) -> None:
-        kind = event.get("type")
-        if self.failed or kind not in ("line_started", "line_ended"):
+    def line_started(self, line_id: str, speaker: str, text: str, sample: int) -> None:
+        self._line(("start", line_id, speaker, text, sample))
+
+    def line_ended(self, line_id: str, sample: int, *, interrupted: bool) -> None:
+        self._line(("end", line_id, sample, interrupted))
+
+    def _line(self, item: tuple[Any, ...]) -> None:
+        """Queue a line stamp, moved from the stream's samples to the take's."""
+        if self.failed:
             return
         if self._k0 is None:
-            self._pending_events.append(event)
+            self._pending_lines.append(item)
             return
-        sample = round(float(event["media_time_s"]) * SAMPLE_RATE_HZ) - self._k0 * SAMPLES_PER_FRAME
-        if kind == "line_started":
+        kind, line_id, *rest = item
+        if kind == "start":
+            speaker, text, sample = rest
+            sample -= self._k0 * SAMPLES_PER_FRAME
             if self._audio_cut is None or sample < self._audio_cut:
-                self._queue.put(("start", str(event["line_id"]), str(event["speaker"]), str(event["text"]), sample))
+                self._queue.put(("start", line_id, speaker, text, sample))
         else:
-            self._queue.put(("end", str(event["line_id"]), sample, bool(event.get("interrupted"))))
+            sample, interrupted = rest
+            self._queue.put(("end", line_id, sample - self._k0 * SAMPLES_PER_FRAME, interrupted))
 
     # -- stopping ------------------------------------------------------------------------------
 
@@ -205,20 +244,12 @@ class Recordings:
         self.config = config or RecorderConfig()
         self._active: dict[str, TakeRecorder] = {}
         self._starting: set[str] = set()
-        self._sessions: dict[str, Session] = {}
+        self._targets: dict[str, tuple[RecordingTarget, Callable[[], None]]] = {}  # id -> (target, untap)
 
     def active(self, session_id: str) -> TakeRecorder | None:
         return self._active.get(session_id)
 
-    async def handle(self, session: Session, command: Record) -> None:
-        """Carry out a control-protocol ``record`` message (the events tell the outcome)."""
-        if command.action == "start":
-            assert command.scene_id is not None
-            await self.start(session, scene_id=command.scene_id, take_name=command.take_name)
-        else:
-            await self.stop(session)
-
-    async def start(self, session: Session, *, scene_id: str, take_name: str | None = None) -> Take:
+    async def start(self, session: RecordingTarget, *, scene_id: str, take_name: str | None = None) -> Take:
         if session.id in self._active or session.id in self._starting:
             busy = self._active.get(session.id)
             raise ConflictError(
@@ -233,15 +264,14 @@ class Recordings:
             )
             recorder.start()
             self._active[session.id] = recorder
-            self._sessions[session.id] = session
-            session.media.taps.append(recorder)
+            self._targets[session.id] = (session, session.add_tap(recorder))
         finally:
             self._starting.discard(session.id)
         logger.info("session %s: recording take %s into scene %s", session.id, take.id, scene_id)
         session.emit({"type": "take_started", "take_id": take.id, "scene_id": scene_id, "name": take.name})
         return take
 
-    def _begin(self, session: Session, scene_id: str, take_name: str | None) -> Take:
+    def _begin(self, session: RecordingTarget, scene_id: str, take_name: str | None) -> Take:
         free = free_bytes(self.store.media.takes_dir)
         if free < self.config.min_free_bytes:
             raise StorageFullError(
@@ -250,15 +280,15 @@ class Recordings:
                 f"{self.config.min_free_bytes // 2**20} MiB",
             )
         series_id = self.store.catalog.scene_series_id(scene_id)
-        view = session.scene.view
+        view = session.view
         keep_characters(self.store.catalog, series_id, view.specs)
-        live = session.scene.config
+        width_px, height_px = session.frame_size_px
         return self.store.takes.begin(
-            scene_id, take_name, source="live", session_id=session.id, width_px=live.width_px,
-            height_px=live.height_px, cast=view.names, set_name=view.set_name,
+            scene_id, take_name, source="live", session_id=session.id, width_px=width_px,
+            height_px=height_px, cast=view.names, set_name=view.set_name,
         )
 
-    async def stop(self, session: Session, *, wait: bool = True) -> Take:
+    async def stop(self, session: RecordingTarget, *, wait: bool = True) -> Take:
         recorder = self._active.get(session.id)
         if recorder is None:
             raise ConflictError("not_recording", f"session {session.id} is not recording a take")
@@ -266,17 +296,17 @@ class Recordings:
 
     async def stop_all(self) -> None:
         for session_id in list(self._active):
-            session = self._sessions.get(session_id)
-            if session is not None:
-                await self.stop(session, wait=False)
+            held = self._targets.get(session_id)
+            if held is not None:
+                await self.stop(held[0], wait=False)
 
     def _done(self, recorder: TakeRecorder, take: Take | None, error: StoreError | None) -> None:
-        session = self._sessions.pop(recorder.session_id, None)
+        held = self._targets.pop(recorder.session_id, None)
         self._active.pop(recorder.session_id, None)
-        if session is None:
+        if held is None:
             return
-        if recorder in session.media.taps:
-            session.media.taps.remove(recorder)
+        session, untap = held
+        untap()
         final = take or recorder.take
         event: dict[str, Any] = {
             "type": "take_stopped", "take_id": final.id, "scene_id": final.scene_id, "name": final.name,

@@ -238,9 +238,8 @@ async def _end_to_end(models: AudioModels) -> dict[str, Any]:
     import uvicorn
 
     from avatar.measure import mouth_opening
-    from stream.live.config import ServerConfig
+    from stream.live.config import LiveConfig, ServerConfig
     from stream.live.engine import Engine
-    from stream.live.scene import LiveConfig
     from stream.tools.client import ScenePeer
     from stream.web.app import create_app
 

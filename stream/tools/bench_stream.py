@@ -21,9 +21,9 @@ from typing import Any
 from aiortc.codecs import get_encoder
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
-from stream.live.config import ServerConfig
+from stream.live.config import LiveConfig, ServerConfig
 from stream.live.engine import Engine
-from stream.live.scene import LiveConfig, LiveScene
+from stream.live.scene import LiveScene
 from stream.live.session import Session
 
 LINES = (

@@ -85,8 +85,7 @@ def _render_into_store(args: argparse.Namespace, script: Script, config: RenderC
 def _cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from stream.live.config import ServerConfig
-    from stream.live.scene import LiveConfig
+    from stream.live.config import LiveConfig, ServerConfig
     from stream.web.app import create_app
 
     width, height = args.size
