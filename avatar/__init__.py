@@ -13,4 +13,6 @@ Modules, in the order the data flows:
 - ``sets``: procedural backgrounds (``render_set``), or a solid colour for chroma keying.
 - ``scene``: ``SceneLayout`` for 1-4 characters and the ``Compositor`` that draws frames.
 - ``measure``: ``mouth_opening(frame, box)``: how open a drawn mouth is, from pixels.
+- ``neural``: the trained model repainting the rig's mouths (``renderer``) and the rig clips it
+  is trained on (``rig_clips``).
 """

@@ -1,6 +1,9 @@
 """The neural talking-head model: FaceGen (config, network), its data, flow loss, training, checkpoints.
 
-Data flow: ``data`` (face-crop clips as arrays, or the synthetic toy face) -> ``flow`` (rectified
-flow loss) -> ``train`` (resumable teacher training) -> ``checkpoint`` (safetensors). Sampling,
-distillation and int8 live in ``accel/``.
+Data flow: ``data`` (face-crop clips as arrays, or the synthetic toy face) and ``video_io`` /
+``video_data`` (a person's video as clips driven by log-mel) -> ``flow`` (rectified flow loss) ->
+``train`` (resumable teacher training) -> ``checkpoint`` (safetensors) -> ``weights`` (which file
+serves which character). ``regions`` cuts face crops out of frames and pastes generated ones back.
+Sampling, distillation, int8 and batching live in ``accel/``; painting into rig frames in
+``avatar/neural``; the build and animate commands in ``stream/tools``.
 """

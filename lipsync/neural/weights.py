@@ -22,23 +22,13 @@ def default_weights_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "weights" / "neural"
 
 
-def load_student(path: str | Path, *, int8: bool = False) -> FaceGen:
+def load_student(path: str | Path) -> FaceGen:
     """A student model from ``path`` (eval, float32, CPU); ``CheckpointError`` when missing,
-    truncated, not a student, or the wrong shape.
-
-    ``int8``: quantize with ``accel.quantize.quantize_int8`` at load time. Off by default: for the
-    shipped 64 px model, eager int8 measured slower than float at batch 1 on the 2-core machine
-    (torchao's int8 only wins under ``torch.compile``; see ``talkie bench model``).
-    """
+    truncated, not a student, or the wrong shape. Quantizing is the caller's choice
+    (``accel.quantize.quantize_int8``): for the shipped model, eager int8 measured slower than
+    float at batch 1 on the 2-core machine (see ``talkie bench model``)."""
     ckpt = load_checkpoint(path, expect_kind="student")
-    model = ckpt.model.float().eval()
-    if int8:
-        from accel.quantize import quantize_int8
-
-        quantized, _ = quantize_int8(model, inplace=True)
-        assert isinstance(quantized, FaceGen)
-        return quantized
-    return model
+    return ckpt.model.float().eval()
 
 
 def weights_index(weights_dir: str | Path | None = None) -> dict[str, Path]:

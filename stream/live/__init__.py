@@ -1,0 +1,1 @@
+"""The per-session pipeline: control messages, lines, frames, pictures and the clocked tracks."""

@@ -1,0 +1,1 @@
+"""The HTTP edge: the Starlette app, REST API, WHIP/WHEP, tokens and the one error path."""

@@ -1,0 +1,1 @@
+"""Live audio inputs: a microphone, WHIP publisher or file driving one character."""
