@@ -2,7 +2,7 @@
 
 Frame j of the output shows source frame ``pingpong(j)`` (the source plays forward, then
 backward, and so on while the new audio lasts), with the mouth repainted by the student: the
-face region the model was built with is cut (rig_data.crop_regions), the mouth blanked, and the
+face region the model was built with is cut (lipsync.neural.regions.crop_regions), the mouth blanked, and the
 student generates it from the clip's reference crop, the surrounding face and the log-mel window
 of the new audio centred on frame j (video_data.mel_windows, the training drive). The crop is
 pasted back with renderer.paint_mask, so pixels outside it keep the source's values exactly.

@@ -1,6 +1,6 @@
 """``talkie avatar build``: train a mouth model from rig footage of one character or a whole cast.
 
-Steps: (1) rig renders of each character speaking many espeak-ng lines (rig_data.py), the last
+Steps: (1) rig renders of each character speaking many espeak-ng lines (avatar/neural/rig_clips.py), the last
 clips of every character held out; (2) a rectified-flow teacher (``train_teacher``, sampled with 32 steps);
 (3) distillation into a 1-2 step student (``distill_student``); (4) the student saved as float16
 safetensors (the teacher too, when asked). Teacher and student checkpoints are written as the

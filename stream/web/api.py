@@ -1,23 +1,19 @@
 """REST API of the episode store: series, characters, sets, episodes, scenes, takes, recording, exports.
 
 Every endpoint answers JSON; errors are ``{"error": code, "message": ...}`` with 400 (bad
-input), 401, 404 (unknown id), 409 (conflicting state), 500 or 507 (disk full). Store calls run
-in worker threads. ``GET /api/openapi.json`` describes every endpoint; it is generated from the
-same table that builds the routes, with record schemas taken from the store's dataclasses.
+input), 401, 404 (unknown id), 409 (conflicting state), 413 (body too large), 500 or 507 (disk
+full), raised as ``StoreError`` and answered by the app's one handler. Store calls run in worker
+threads. ``ENDPOINTS`` builds the routes here and the schema in ``stream.web.openapi``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import re
-import types
-import typing
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
-from starlette.requests import HTTPConnection, Request
+from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
@@ -25,43 +21,18 @@ from avatar.sets import check_set_name
 from avatar.spec import Cast
 from stream.export.jobs import ExportJobs
 from stream.record.recorder import Recordings
-from stream.store import (
-    Character,
-    Episode,
-    ExportRecord,
-    Scene,
-    Series,
-    SetRecord,
-    Store,
-    StoreError,
-    Take,
-    TakeLine,
-)
+from stream.store import Store
 from stream.store.cast import spec_from_json, spec_to_json
 from stream.store.catalog import UNSET, check_name
 from stream.store.errors import BadInputError, NotFoundError
+from stream.web.auth import Handler, token_guard
+from stream.web.errors import read_json
 
 MAX_BODY_BYTES = 64 * 1024
-Handler = Callable[[Request], Awaitable[Any]]
-
-
-def _error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": code, "message": message}, status_code=status)
 
 
 async def _body(request: Request) -> dict[str, Any]:
-    raw = b""
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > MAX_BODY_BYTES:
-            raise BadInputError("too_large", f"the request body is over the limit of {MAX_BODY_BYTES} bytes")
-    try:
-        data = json.loads(raw or b"{}")
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BadInputError("bad_json", f"the request body is not JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise BadInputError("bad_json", "the request body must be a JSON object")
-    return data
+    return await read_json(request, max_bytes=MAX_BODY_BYTES, what="request body")
 
 
 def _str(data: dict[str, Any], name: str, *, required: bool = False) -> str | None:
@@ -330,11 +301,13 @@ async def export_file(r: Request) -> Any:
     return FileResponse(path, media_type=MEDIA_TYPES[kind], filename=path.name)
 
 
-# -- the table, the routes and the schema -----------------------------------------------------
+# -- the table and the routes ----------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class Endpoint:
+    """One route of the API: it builds the route and its entry in the OpenAPI schema."""
+
     method: str
     path: str
     handler: Handler
@@ -394,91 +367,20 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("GET", "/api/exports/{export_id}/files/{kind}", export_file, "Download a finished export's mp4, srt, vtt or otio"),
 )
 
-RECORDS = (Series, Character, SetRecord, Episode, Scene, Take, TakeLine, ExportRecord)
 
+def _respond(endpoint: Endpoint) -> Handler:
+    """The endpoint's handler behind the token, its result sent as JSON with the endpoint's status."""
 
-def _json_type(tp: Any) -> dict[str, Any]:
-    if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
-        inner = [a for a in typing.get_args(tp) if a is not type(None)]
-        return {**_json_type(inner[0]), "nullable": True}
-    if typing.get_origin(tp) is typing.Literal:
-        return {"type": "string", "enum": list(typing.get_args(tp))}
-    origin = typing.get_origin(tp) or tp
-    simple = {str: "string", int: "integer", float: "number", bool: "boolean", dict: "object", bytes: "string"}
-    if origin in (tuple, list):
-        return {"type": "array", "items": _json_type(typing.get_args(tp)[0])}
-    return {"type": simple.get(origin, "string")}
-
-
-def openapi() -> dict[str, Any]:
-    schemas: dict[str, Any] = {
-        "Error": {"type": "object", "properties": {"error": _S, "message": _S}, "required": ["error", "message"]}
-    }
-    for cls in RECORDS:
-        hints = typing.get_type_hints(cls)
-        schemas[cls.__name__] = {
-            "type": "object", "properties": {f.name: _json_type(hints[f.name]) for f in fields(cls)},
-        }
-    paths: dict[str, Any] = {}
-    for ep in ENDPOINTS:
-        ok: dict[str, Any] = {"description": "success"}
-        if ep.returns:
-            ok["content"] = {"application/json": {"schema": {"$ref": f"#/components/schemas/{ep.returns}"}}}
-        err = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
-        op: dict[str, Any] = {
-            "summary": ep.summary,
-            "operationId": ep.handler.__name__ if ep.method != "DELETE" else f"delete_{ep.path.split('/')[2]}",
-            "parameters": [
-                {"name": p, "in": "path", "required": True, "schema": _S} for p in re.findall(r"{(\w+)}", ep.path)
-            ],
-            "responses": {
-                str(ep.status): ok,
-                "400": {"description": "bad input", **err}, "401": {"description": "token required", **err},
-                "404": {"description": "unknown id", **err}, "409": {"description": "conflicting state", **err},
-                "507": {"description": "disk full", **err},
-            },
-        }
-        if ep.body is not None:
-            schema = {"type": "object", "properties": ep.body, "required": list(ep.required)}
-            op["requestBody"] = {"required": True, "content": {"application/json": {"schema": schema}}}
-        paths.setdefault(ep.path, {})[ep.method.lower()] = op
-    return {
-        "openapi": "3.0.3",
-        "info": {"title": "talkie episode store", "version": "1"},
-        "paths": paths,
-        "components": {
-            "schemas": schemas,
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-        },
-        "security": [{"bearer": []}],
-    }
-
-
-def _wrap(endpoint: Endpoint, authorised: Callable[[HTTPConnection], bool]) -> Handler:
     async def handle(request: Request) -> Response:
-        if not authorised(request):
-            return _error(401, "unauthorised", "a valid access token is required")
-        try:
-            result = await endpoint.handler(request)
-        except StoreError as exc:
-            return _error(exc.http_status, exc.code, str(exc))
+        result = await endpoint.handler(request)
         if isinstance(result, Response):
             return result
         return JSONResponse(result, status_code=endpoint.status)
 
     handle.__name__ = endpoint.handler.__name__
-    return handle
+    return token_guard(handle)
 
 
-def api_routes(*, authorised: Callable[[HTTPConnection], bool]) -> list[BaseRoute]:
-    """The store's routes; ``authorised`` decides whether a request carries a valid token."""
-    schema = openapi()
-
-    async def schema_route(request: Request) -> Response:
-        if not authorised(request):
-            return _error(401, "unauthorised", "a valid access token is required")
-        return JSONResponse(schema)
-
-    routes: list[BaseRoute] = [Route("/api/openapi.json", schema_route, methods=["GET"])]
-    routes += [Route(ep.path, _wrap(ep, authorised), methods=[ep.method]) for ep in ENDPOINTS]
-    return routes
+def api_routes() -> list[BaseRoute]:
+    """The store's routes, each behind the access token (the schema's route is ``stream.web.openapi``)."""
+    return [Route(ep.path, _respond(ep), methods=[ep.method]) for ep in ENDPOINTS]

@@ -2,38 +2,40 @@
 
 State (the engine and the sessions) lives in the lifespan and ``app.state``, never in module
 globals. When a token is configured, every route except the page and its static files needs
-it, as ``Authorization: Bearer TOKEN`` or ``?token=TOKEN``.
+it, as ``Authorization: Bearer TOKEN`` or ``?token=TOKEN``. Routes raise ``ClientError``; one
+handler (``stream.web.errors``) answers them all as ``{"error": code, "message": ...}``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
-import json
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.requests import HTTPConnection, Request
+from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from stream.errors import ClientError, OfferError
 from stream.export.jobs import ExportJobs
 from stream.live.config import ServerConfig
 from stream.live.control import RateLimiter
 from stream.live.engine import Engine
 from stream.live.ice import use_loopback_candidates
 from stream.live.inputs.bindings import InputHub
-from stream.live.scene import SceneError
-from stream.live.session import OfferError, SessionLimitError, SessionManager
+from stream.live.session import SessionManager
 from stream.record.recorder import Recordings
 from stream.store import Store
 from stream.web.api import api_routes
+from stream.web.auth import authorised, token_guard
+from stream.web.errors import client_error_response, read_json
+from stream.web.openapi import openapi_route
 from stream.web.whep import WhepViewers, whep_routes
 from stream.web.whip import whip_routes
 
@@ -42,79 +44,46 @@ logger = logging.getLogger(__name__)
 CLIENT_DIR = Path(__file__).resolve().parents[2] / "client_demo"
 
 
-def error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": code, "message": message}, status_code=status)
-
-
-def _authorised(conn: HTTPConnection) -> bool:
-    token: str | None = conn.app.state.config.token
-    if not token:
-        return True
-    given = conn.query_params.get("token", "")
-    header = conn.headers.get("authorization", "")
-    if header.lower().startswith("bearer "):
-        given = header[7:].strip()
-    return hmac.compare_digest(given.encode(), token.encode())
-
-
-async def _read_json(request: Request, *, max_bytes: int) -> dict[str, Any]:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-        raise OfferError(f"request body is {declared} bytes; the limit is {max_bytes}")
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > max_bytes:
-            raise OfferError(f"request body is over the limit of {max_bytes} bytes")
-    try:
-        data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise OfferError(f"request body is not JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise OfferError("request body must be a JSON object")
-    return data
-
-
 async def index(request: Request) -> Response:
     return FileResponse(CLIENT_DIR / "index.html")
 
 
+def _offer_fields(data: dict[str, Any]) -> tuple[str, str, list[str] | None, str | None]:
+    """``sdp``, ``type``, ``cast`` and ``set`` of an offer body, each checked."""
+    sdp, type_ = data.get("sdp"), data.get("type")
+    if not isinstance(sdp, str) or not isinstance(type_, str):
+        raise OfferError("the body needs string fields 'sdp' and 'type'")
+    cast = data.get("cast")
+    if cast is not None and (not isinstance(cast, list) or not all(isinstance(n, str) for n in cast)):
+        raise OfferError("'cast' must be a list of character names")
+    set_name = data.get("set")
+    if set_name is not None and not isinstance(set_name, str):
+        raise OfferError("'set' must be a string")
+    return sdp, type_, cast, set_name
+
+
 async def offer(request: Request) -> Response:
-    if not _authorised(request):
-        return error(401, "unauthorised", "a valid access token is required")
     manager: SessionManager = request.app.state.sessions
     config: ServerConfig = request.app.state.config
     try:
-        data = await _read_json(request, max_bytes=config.max_sdp_bytes)
-        sdp, type_ = data.get("sdp"), data.get("type")
-        if not isinstance(sdp, str) or not isinstance(type_, str):
-            raise OfferError("the body needs string fields 'sdp' and 'type'")
-        cast = data.get("cast")
-        if cast is not None and (not isinstance(cast, list) or not all(isinstance(n, str) for n in cast)):
-            raise OfferError("'cast' must be a list of character names")
-        set_name = data.get("set")
-        if set_name is not None and not isinstance(set_name, str):
-            raise OfferError("'set' must be a string")
-        session, answer = await manager.create(sdp=sdp, type_=type_, cast=cast, set_name=set_name)
-    except SessionLimitError as exc:
-        return error(503, "session_limit", str(exc))
-    except (OfferError, SceneError) as exc:
-        return error(400, getattr(exc, "code", "bad_offer"), str(exc))
+        data = await read_json(request, max_bytes=config.max_sdp_bytes, what="request body")
+    except ClientError as exc:
+        # /offer's contract: any unusable body, even an oversized one, is a 400 ``bad_offer``
+        # (where the store API says 413 ``too_large`` or ``bad_json``).
+        raise OfferError(str(exc)) from None
+    sdp, type_, cast, set_name = _offer_fields(data)
+    session, answer = await manager.create(sdp=sdp, type_=type_, cast=cast, set_name=set_name)
     return JSONResponse({"sdp": answer.sdp, "type": answer.type, "session_id": session.id})
 
 
 async def delete_session(request: Request) -> Response:
-    if not _authorised(request):
-        return error(401, "unauthorised", "a valid access token is required")
-    closed = await request.app.state.sessions.close(request.path_params["session_id"])
-    if not closed:
-        return error(404, "unknown_session", f"no session {request.path_params['session_id']!r}")
+    session_id = request.path_params["session_id"]
+    if not await request.app.state.sessions.close(session_id):
+        raise ClientError("unknown_session", f"no session {session_id!r}", http_status=404)
     return Response(status_code=204)
 
 
 async def list_sessions(request: Request) -> Response:
-    if not _authorised(request):
-        return error(401, "unauthorised", "a valid access token is required")
     manager: SessionManager = request.app.state.sessions
     return JSONResponse({"sessions": [s.stats() for s in manager.sessions.values()]})
 
@@ -130,7 +99,7 @@ async def health(request: Request) -> Response:
 async def control_socket(websocket: WebSocket) -> None:
     # Accept first so a refusal carries its code and reason (closing before accept is a bare 403).
     await websocket.accept()
-    if not _authorised(websocket):
+    if not authorised(websocket):
         await websocket.close(code=4401, reason="a valid access token is required")
         return
     manager: SessionManager = websocket.app.state.sessions
@@ -191,14 +160,16 @@ def create_app(config: ServerConfig, *, engine: Engine | None = None) -> Starlet
 
     routes = [
         Route("/", index),
-        Route("/offer", offer, methods=["POST"]),
-        Route("/sessions/{session_id}", delete_session, methods=["DELETE"]),
-        Route("/api/sessions", list_sessions),
+        Route("/offer", token_guard(offer), methods=["POST"]),
+        Route("/sessions/{session_id}", token_guard(delete_session), methods=["DELETE"]),
+        Route("/api/sessions", token_guard(list_sessions)),
         Route("/api/health", health),
         WebSocketRoute("/ws/{session_id}", control_socket),
-        *api_routes(authorised=_authorised),
-        *whip_routes(authorised=_authorised),
-        *whep_routes(authorised=_authorised),
+        openapi_route(),
+        *api_routes(),
+        *whip_routes(),
+        *whep_routes(),
         Mount("/client", app=StaticFiles(directory=CLIENT_DIR), name="client"),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    # Starlette finds a handler along the exception's MRO: every ClientError subclass lands here.
+    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={ClientError: client_error_response})

@@ -23,30 +23,25 @@ import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import av
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
-from starlette.requests import HTTPConnection, Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
 from avatar.sets import check_set_name
-from stream.errors import ClientError
+from stream.errors import ClientError, OfferError
 from stream.live.ice import keep_loopback_candidates
-from stream.live.scene import SceneError
-from stream.live.session import OfferError, Session, SessionLimitError, SessionManager
-from stream.web.auth import Handler, token_guard
+from stream.live.session import Session, SessionManager
+from stream.web.auth import token_guard
+from stream.web.errors import read_sdp
 
 logger = logging.getLogger(__name__)
 
 VIEW_PAGE = Path(__file__).resolve().parents[2] / "client_demo" / "view.html"
 QUEUE_FRAMES = {"video": 5, "audio": 10}  # 200 ms each
-
-
-def _error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": code, "message": message}, status_code=status)
 
 
 class TapTrack(MediaStreamTrack):
@@ -81,6 +76,7 @@ class Viewer:
         self.pc = pc
         self.video_track = TapTrack("video", session)
         self.audio_track = TapTrack("audio", session)
+        self.untap: Callable[[], None] = lambda: None  # set once the viewer is added to the session
 
     # MediaTap: called on the event loop for every frame the session streams, before the
     # session's own encoder sees it. Each viewer encodes a copy: two encoder threads must not
@@ -95,12 +91,14 @@ class Viewer:
         copy.sample_rate, copy.pts, copy.time_base = frame.sample_rate, frame.pts, frame.time_base
         self.audio_track.put(copy)
 
-    def event(self, event: dict[str, Any]) -> None:
+    def line_started(self, line_id: str, speaker: str, text: str, sample: int) -> None:
+        pass  # the session's own channels carry the events
+
+    def line_ended(self, line_id: str, sample: int, *, interrupted: bool) -> None:
         pass
 
     async def close(self) -> None:
-        with contextlib.suppress(ValueError):
-            self.session.media.taps.remove(self)
+        self.untap()
         self.video_track.stop()
         self.audio_track.stop()
         await self.pc.close()
@@ -131,7 +129,7 @@ class WhepViewers:
             await pc.close()
             raise OfferError(f"the SDP offer cannot be answered: {exc}") from None
         self.viewers[viewer.id] = viewer
-        session.media.taps.append(viewer)
+        viewer.untap = session.add_tap(viewer)
 
         @pc.on("connectionstatechange")
         async def on_state() -> None:
@@ -153,16 +151,7 @@ class WhepViewers:
 
 
 async def _sdp_body(request: Request) -> str:
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != "application/sdp":
-        raise ClientError("not_sdp", f"a WHEP offer is application/sdp, not {content_type or 'nothing'!r}")
-    limit = request.app.state.config.max_sdp_bytes
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise ClientError("too_large", f"the SDP offer is over the limit of {limit} bytes")
-    return bytes(body).decode("utf-8", "replace")
+    return await read_sdp(request, max_bytes=request.app.state.config.max_sdp_bytes, what="WHEP offer")
 
 
 def _set_name(request: Request) -> str | None:
@@ -182,46 +171,37 @@ def _sdp_response(sdp: str, location: str) -> Response:
 
 async def whep_new(request: Request) -> Response:
     manager: SessionManager = request.app.state.sessions
-    try:
-        sdp = await _sdp_body(request)
-        cast = [n for n in request.query_params.get("cast", "").split(",") if n.strip()] or None
-        session, answer = await manager.create(sdp=sdp, type_="offer", cast=cast, set_name=_set_name(request))
-    except SessionLimitError as exc:
-        return _error(503, "session_limit", str(exc))
-    except (OfferError, SceneError) as exc:
-        return _error(400, getattr(exc, "code", "bad_offer"), str(exc))
-    except ClientError as exc:
-        return _error(415 if exc.code == "not_sdp" else 400, exc.code, str(exc))
+    sdp = await _sdp_body(request)
+    cast = [n for n in request.query_params.get("cast", "").split(",") if n.strip()] or None
+    session, answer = await manager.create(sdp=sdp, type_="offer", cast=cast, set_name=_set_name(request))
     return _sdp_response(answer.sdp, f"/whep/{session.id}")
 
 
 async def whep_view(request: Request) -> Response:
-    session: Session | None = request.app.state.sessions.sessions.get(request.path_params["session_id"])
+    session_id = request.path_params["session_id"]
+    session: Session | None = request.app.state.sessions.sessions.get(session_id)
     if session is None or session.closed:
-        return _error(404, "unknown_session", f"no session {request.path_params['session_id']!r}")
-    try:
-        sdp = await _sdp_body(request)
-        set_name = _set_name(request)
-        viewer, answer = await request.app.state.whep.add(session, sdp, loopback=request.app.state.config.is_loopback)
-    except OfferError as exc:
-        return _error(400, "bad_offer", str(exc))
-    except ClientError as exc:
-        return _error(415 if exc.code == "not_sdp" else 400, exc.code, str(exc))
+        raise ClientError("unknown_session", f"no session {session_id!r}", http_status=404)
+    sdp = await _sdp_body(request)
+    set_name = _set_name(request)
+    viewer, answer = await request.app.state.whep.add(session, sdp, loopback=request.app.state.config.is_loopback)
     if set_name is not None and set_name != session.scene.view.set_name:
         await session.handle(json.dumps({"type": "scene", "set": set_name}))  # announced like any change
     return _sdp_response(answer, f"/whep/{session.id}/{viewer.id}")
 
 
 async def whep_end_session(request: Request) -> Response:
-    if not await request.app.state.sessions.close(request.path_params["session_id"]):
-        return _error(404, "unknown_session", f"no session {request.path_params['session_id']!r}")
+    session_id = request.path_params["session_id"]
+    if not await request.app.state.sessions.close(session_id):
+        raise ClientError("unknown_session", f"no session {session_id!r}", http_status=404)
     return Response(status_code=200)
 
 
 async def whep_end_viewer(request: Request) -> Response:
-    viewer = request.app.state.whep.viewers.get(request.path_params["viewer_id"])
+    viewer_id = request.path_params["viewer_id"]
+    viewer = request.app.state.whep.viewers.get(viewer_id)
     if viewer is None or viewer.session.id != request.path_params["session_id"]:
-        return _error(404, "unknown_viewer", f"no viewer {request.path_params['viewer_id']!r} of this session")
+        raise ClientError("unknown_viewer", f"no viewer {viewer_id!r} of this session", http_status=404)
     await request.app.state.whep.remove(viewer.id)
     return Response(status_code=200)
 
@@ -230,17 +210,13 @@ async def view_page(request: Request) -> Response:
     return FileResponse(VIEW_PAGE)
 
 
-def whep_routes(*, authorised: Callable[[HTTPConnection], bool]) -> list[Route]:
-    """The WHEP routes behind ``authorised``, and the public ``/view`` page (it passes its
+def whep_routes() -> list[Route]:
+    """The WHEP routes behind the access token, and the public ``/view`` page (it passes its
     ``?token=`` on, like the demo page)."""
-
-    def guard(handler: Handler) -> Handler:
-        return token_guard(handler, authorised=authorised)
-
     return [
-        Route("/whep", guard(whep_new), methods=["POST"]),
-        Route("/whep/{session_id}", guard(whep_view), methods=["POST"]),
-        Route("/whep/{session_id}", guard(whep_end_session), methods=["DELETE"]),
-        Route("/whep/{session_id}/{viewer_id}", guard(whep_end_viewer), methods=["DELETE"]),
+        Route("/whep", token_guard(whep_new), methods=["POST"]),
+        Route("/whep/{session_id}", token_guard(whep_view), methods=["POST"]),
+        Route("/whep/{session_id}", token_guard(whep_end_session), methods=["DELETE"]),
+        Route("/whep/{session_id}/{viewer_id}", token_guard(whep_end_viewer), methods=["DELETE"]),
         Route("/view", view_page),
     ]

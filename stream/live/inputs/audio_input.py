@@ -253,7 +253,9 @@ def decode_audio(source: bytes | Path, *, config: InputConfig, name: str = "uplo
     Blocking; call it in a worker. Raises ``InputError`` naming what is wrong.
     """
     if isinstance(source, bytes) and len(source) > config.max_upload_bytes:
-        raise InputError("too_large", f"{name} is {len(source)} bytes; the limit is {config.max_upload_bytes}")
+        raise InputError(
+            "too_large", f"{name} is {len(source)} bytes; the limit is {config.max_upload_bytes}", http_status=413
+        )
     max_samples = int(config.max_file_s * SAMPLE_RATE_HZ)
     parts: list[np.ndarray] = []
     total = 0

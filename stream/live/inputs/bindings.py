@@ -137,7 +137,10 @@ class SessionInputs:
 
     def _models(self) -> AudioModels:
         if self.hub.models is None:
-            raise InputError("audio_unavailable", f"live audio is unavailable on this server: {self.hub.unavailable}")
+            raise InputError(
+                "audio_unavailable", f"live audio is unavailable on this server: {self.hub.unavailable}",
+                http_status=503,
+            )
         return self.hub.models
 
     def character(self, name: str) -> str:
@@ -150,10 +153,11 @@ class SessionInputs:
 
     def _check_room(self) -> None:
         if self._closed:
-            raise InputError("session_closed", "the session is closing")
+            raise InputError("session_closed", "the session is closing", http_status=404)
         if len(self.inputs) >= self.hub.config.max_inputs_per_session:
             raise InputError(
-                "too_many_inputs", f"this session already has {len(self.inputs)} live inputs (the limit)"
+                "too_many_inputs", f"this session already has {len(self.inputs)} live inputs (the limit)",
+                http_status=409,
             )
 
     # -- binding -------------------------------------------------------------------------------
