@@ -114,6 +114,10 @@ async function connect() {
     return;
   }
   await pc.setRemoteDescription(answer);
+  ui.secret = answer.secret; // this session's credential: only its holder may drive or end it
+  const view = new URL(`/view?session=${answer.session_id}&secret=${encodeURIComponent(answer.secret)}`, location.href);
+  if (token) view.searchParams.set("token", token);
+  log(`OBS browser source for this scene: ${view}`);
   clearInterval(ui.statsTimer);
   ui.statsTimer = setInterval(updateStats, 1000);
 }

@@ -1,12 +1,14 @@
 // talkie /view: plays a scene over WHEP, full window, no controls (an OBS browser source).
-// ?session=ID views an existing session, else a new scene (?cast=MAYA,LEO); ?bg=#rrggbb makes
-// the set that solid colour (a chroma key); ?token= is passed on. Reconnects when dropped.
+// ?session=ID&secret=SECRET views an existing session (its secret comes with its answer), else a
+// new scene (?cast=MAYA,LEO); ?bg=#rrggbb makes the set that solid colour (a chroma key);
+// ?token= is passed on. Reconnects when dropped.
 "use strict";
 
 const params = new URLSearchParams(location.search);
 const session = params.get("session");
 const bg = params.get("bg");
 const token = params.get("token");
+const secret = params.get("secret");
 const video = document.getElementById("video");
 const note = document.getElementById("note");
 window.talkieView = { state: "new", resource: null };
@@ -51,6 +53,7 @@ async function connect() {
   if (!session && params.get("cast")) query.set("cast", params.get("cast"));
   const headers = { "Content-Type": "application/sdp" };
   if (token) headers.Authorization = `Bearer ${token}`;
+  if (session && secret) headers["X-Talkie-Secret"] = secret;
   const url = (session ? `/whep/${encodeURIComponent(session)}` : "/whep") + (query.toString() ? `?${query}` : "");
   const response = await fetch(url, { method: "POST", headers, body: pc.localDescription.sdp });
   if (response.status !== 201) {

@@ -28,7 +28,7 @@ with warnings.catch_warnings():
 
 @pytest.fixture
 def client(engine: Engine, tmp_path: Path) -> Iterator[TestClient]:
-    with TestClient(create_app(ServerConfig(data_dir=tmp_path / "data"), engine=engine)) as http:
+    with TestClient(create_app(ServerConfig(data_dir=tmp_path / "data"), engine=engine), base_url="http://127.0.0.1") as http:
         yield http
 
 
@@ -163,7 +163,7 @@ def test_recording_over_rest_and_its_errors(client: TestClient, engine: Engine) 
     session = Session(engine=engine, config=app.state.config, scene=scene)
     session.recordings = app.state.recordings
     app.state.sessions.sessions[session.id] = session
-    url = f"/api/sessions/{session.id}/record"
+    url = f"/api/sessions/{session.id}/record?secret={session.secret}"
     refused(client.post("/api/sessions/nope/record", json={"scene_id": scene_id}), 404, "not_found", "session")
     refused(client.post(url, json={}), 400, "bad_field", "'scene_id'")
     refused(client.post(url, json={"scene_id": "sc_00000000000000aa"}), 404, "not_found", "scene")
@@ -185,7 +185,7 @@ def test_recording_over_rest_and_its_errors(client: TestClient, engine: Engine) 
 def test_the_api_needs_the_token_when_one_is_set(engine: Engine, tmp_path: Path) -> None:
     token = "s3cret-token"
     config = ServerConfig(host="0.0.0.0", token=token, data_dir=tmp_path / "data")
-    with TestClient(create_app(config, engine=engine)) as http:
+    with TestClient(create_app(config, engine=engine), base_url="http://127.0.0.1") as http:
         refused(http.get("/api/series"), 401, "unauthorised")
         refused(http.get("/api/openapi.json"), 401, "unauthorised")
         assert http.get("/api/series", headers={"Authorization": f"Bearer {token}"}).status_code == 200

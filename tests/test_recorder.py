@@ -60,6 +60,26 @@ class Feed:
         self.k += 1
 
 
+async def test_a_line_already_playing_when_the_take_starts_is_in_it_from_its_start(tmp_path: Path) -> None:
+    store = Store.open(tmp_path)
+    take = new_take(store)
+    recorder = TakeRecorder(store=store, take=take, session_id="s1", config=RecorderConfig(), on_done=lambda *a: None)
+    recorder.start()
+    # The session tells a new tap of the line playing since frame 30, before the take's frame 0 (40)...
+    recorder.line_started("L7", "LEO", "Already talking.", 30 * SAMPLES_PER_FRAME)
+    feed = Feed(recorder, first_frame=40)
+    for slot in range(20):
+        if slot == 2:  # ...and its frame's notice repeats it: told twice, kept once
+            recorder.line_started("L7", "LEO", "Already talking.", 30 * SAMPLES_PER_FRAME)
+        if slot == 12:
+            recorder.line_ended("L7", 52 * SAMPLES_PER_FRAME, interrupted=False)
+        feed.frame()
+    stopped = await recorder.stop()
+    (line,) = store.takes.lines(stopped.id)
+    assert (line.line_id, line.start_sample, line.end_sample) == ("L7", 0, 12 * SAMPLES_PER_FRAME)
+    store.close()
+
+
 async def test_a_take_holds_exactly_what_streamed_from_its_first_frame(tmp_path: Path) -> None:
     store = Store.open(tmp_path)
     take = new_take(store)
@@ -169,7 +189,9 @@ async def test_a_server_killed_mid_take_comes_back_with_the_take_recovered(tmp_p
             assert (await peer.connect(url)).status_code == 200
             await peer.event("hello")
             await peer.wait_for(lambda: len(peer.video) >= 5)
-            started = await http.post(f"/api/sessions/{peer.session_id}/record", json={"scene_id": scene["id"]})
+            started = await http.post(
+                f"/api/sessions/{peer.session_id}/record", json={"scene_id": scene["id"]}, headers=peer.credential
+            )
             assert started.status_code == 201, started.text
             take_id = started.json()["id"]
             peer.send({"type": "say", "speaker": "MAYA", "text": "Something is wrong with the lights in here."})

@@ -146,7 +146,7 @@ async def test_connect_disconnect_cycles_leave_nothing_behind(server: RunningSer
         assert (await peer.connect(server.url)).status_code == 200
         await peer.wait_for(lambda: len(peer.video) >= 1)
         async with httpx.AsyncClient(base_url=server.url) as http:
-            assert (await http.delete(f"/sessions/{peer.session_id}")).status_code == 204
+            assert (await http.delete(f"/sessions/{peer.session_id}", headers=peer.credential)).status_code == 204
         await peer.close()
 
     for _ in range(5):
@@ -168,7 +168,7 @@ async def test_bad_messages_get_errors_and_the_session_goes_on(server: RunningSe
     peer = ScenePeer(keep_video=False)
     assert (await peer.connect(server.url)).status_code == 200
     await peer.event("hello")
-    async with websockets.connect(f"{server.ws_url}/ws/{peer.session_id}") as ws:
+    async with websockets.connect(f"{server.ws_url}/ws/{peer.session_id}?secret={peer.secret}") as ws:
         async def reply() -> dict:
             while True:
                 event = json.loads(await asyncio.wait_for(ws.recv(), 10))
@@ -249,10 +249,10 @@ async def test_token_is_required_when_configured(engine: Engine) -> None:
         peer = ScenePeer(keep_video=False)
         assert (await peer.connect(running.url, token=token)).status_code == 200
         with pytest.raises(websockets.exceptions.ConnectionClosed) as info:
-            async with websockets.connect(f"{running.ws_url}/ws/{peer.session_id}") as ws:
+            async with websockets.connect(f"{running.ws_url}/ws/{peer.session_id}?secret={peer.secret}") as ws:
                 await ws.recv()
         assert info.value.rcvd is not None and info.value.rcvd.code == 4401
-        async with websockets.connect(f"{running.ws_url}/ws/{peer.session_id}?token={token}") as ws:
+        async with websockets.connect(f"{running.ws_url}/ws/{peer.session_id}?token={token}&secret={peer.secret}") as ws:
             assert json.loads(await ws.recv())["type"] == "hello"
         await peer.close()
     finally:

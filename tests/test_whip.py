@@ -96,7 +96,7 @@ async def test_a_whip_publisher_drives_its_character_in_sync(server: Server, voi
     peer = await viewer(server)
     track = PcmTrack(voice)
     publisher = WhipPublisher(track)
-    response = await publisher.publish(server.url, peer.session_id or "", "maya")
+    response = await publisher.publish(server.url, peer.session_id or "", "maya", secret=peer.secret)
     assert response.status_code == 201, response.text
     assert response.headers["content-type"].startswith("application/sdp")
     assert publisher.location and publisher.location.startswith(f"/whip/{peer.session_id}/")
@@ -127,7 +127,7 @@ async def test_bad_ingest_gets_clear_errors_and_everything_goes_on(server: Serve
     other = await viewer(server)
     sid = peer.session_id
     server.app.state.sessions.audio_inputs.config = InputConfig(max_upload_bytes=200_000)  # type: ignore[attr-defined]
-    async with httpx.AsyncClient(base_url=server.url, timeout=20) as http:
+    async with httpx.AsyncClient(base_url=server.url, timeout=20, headers=peer.credential) as http:
         r = await http.post("/whip/nope?character=MAYA", content=b"v=0", headers={"Content-Type": "application/sdp"})
         assert r.status_code == 404 and r.json()["error"] == "unknown_session"
         r = await http.post(f"/whip/{sid}?character=MAYA", json={"sdp": "x"})
@@ -139,7 +139,7 @@ async def test_bad_ingest_gets_clear_errors_and_everything_goes_on(server: Serve
         await video_only.close()
         assert r.status_code == 400 and r.json()["error"] == "no_audio" and "audio" in r.json()["message"]
         publisher = WhipPublisher(PcmTrack(voice))
-        r = await publisher.publish(server.url, sid or "", "NOBODY")
+        r = await publisher.publish(server.url, sid or "", "NOBODY", secret=peer.secret)
         await publisher.stop()
         assert r.status_code == 400 and r.json()["error"] == "unknown_character" and "NOBODY" in r.json()["message"]
         r = await http.post(f"/sessions/{sid}/inputs?character=LEO", content=b"definitely not audio" * 50)
@@ -201,7 +201,7 @@ async def test_whep_viewers_and_the_view_page(server: Server) -> None:
     sid = peer.session_id
     watcher = ScenePeer()
     await watcher.pc.setLocalDescription(await watcher.pc.createOffer())
-    async with httpx.AsyncClient(base_url=server.url, timeout=20) as http:
+    async with httpx.AsyncClient(base_url=server.url, timeout=20, headers=peer.credential) as http:
         r = await http.post(f"/whep/{sid}", params={"bg": "#00ff00"}, content=watcher.pc.localDescription.sdp.encode(), headers={"Content-Type": "application/sdp"})
         assert r.status_code == 201, r.text
         location = r.headers["location"]
@@ -222,7 +222,7 @@ async def test_whep_viewers_and_the_view_page(server: Server) -> None:
         await fresh.pc.setLocalDescription(await fresh.pc.createOffer())
         r = await http.post("/whep", params={"cast": "IRIS"}, content=fresh.pc.localDescription.sdp.encode(), headers={"Content-Type": "application/sdp"})
         assert r.status_code == 201 and r.headers["location"].startswith("/whep/")
-        new_id = r.headers["location"].rsplit("/", 1)[1]
+        new_id = r.headers["location"].split("?")[0].rsplit("/", 1)[1]
         assert server.session(new_id).scene.view.names == ("IRIS",)  # type: ignore[attr-defined]
         assert (await http.delete(r.headers["location"])).status_code == 200
         assert new_id not in server.app.state.sessions.sessions  # type: ignore[attr-defined]

@@ -4,8 +4,15 @@ sessions of them (``ServerConfig``, checked once at start-up)."""
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from stream.live.expiry import ConnectionBounds
+
+# A DNS name as a Host header or an origin carries it (underscores allowed: container names).
+_DNS_NAME = re.compile(r"[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*", re.IGNORECASE)
+_ORIGIN = re.compile(r"(?P<scheme>https?)://(?P<host>\[[^\]]*\]|[^:/\[\]]+)(:(?P<port>[0-9]{1,5}))?", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,11 +35,52 @@ class ServerConfigError(ValueError):
     """The server cannot start with these settings."""
 
 
+def _is_host_name(text: str) -> bool:
+    """True for a DNS name or an IP address (IPv6 with or without brackets), without a port."""
+    if text.startswith("[") and text.endswith("]"):
+        text = text[1:-1]
+        try:
+            return ipaddress.ip_address(text).version == 6
+        except ValueError:
+            return False
+    try:
+        ipaddress.ip_address(text)
+        return True
+    except ValueError:
+        return _DNS_NAME.fullmatch(text) is not None
+
+
+def _check_allowed_host(host: object) -> None:
+    if not isinstance(host, str) or not _is_host_name(host):
+        raise ServerConfigError(
+            f"allowed host {host!r} is not a host name or IP address: give the name alone, "
+            "without scheme, port, path or wildcard (e.g. --allow-host studio.example)"
+        )
+
+
+def _check_allowed_origin(origin: object) -> None:
+    match = _ORIGIN.fullmatch(origin) if isinstance(origin, str) else None
+    if match is None or not _is_host_name(match["host"]) or not 0 < int(match["port"] or 80) < 65536:
+        raise ServerConfigError(
+            f"allowed origin {origin!r} is not an origin: give scheme://host[:port], http or https, "
+            "without path or trailing slash (e.g. --allow-origin https://studio.example:8443)"
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
+    """The server: where it listens, who may reach it, and its limits.
+
+    ``allowed_hosts`` are names besides its own that requests may address it by (a Host
+    header); ``allowed_origins`` are web pages (``scheme://host[:port]``) besides its own that
+    may call it. ``stream.web.origin`` enforces both.
+    """
+
     host: str = "127.0.0.1"
     port: int = 8080
     token: str | None = None
+    allowed_hosts: tuple[str, ...] = ()
+    allowed_origins: tuple[str, ...] = ()
     data_dir: Path = Path("data")
     max_sessions: int = 8
     max_sdp_bytes: int = 32 * 1024
@@ -41,6 +89,8 @@ class ServerConfig:
     message_burst: int = 40
     synth_threads: int = 2
     render_threads: int = 2
+    connect_timeout_s: float = 30.0  # a session (publisher, viewer) not connected by then ends
+    disconnect_grace_s: float = 10.0  # one disconnected this long ends
     live: LiveConfig = field(default_factory=LiveConfig)
 
     def __post_init__(self) -> None:
@@ -53,6 +103,16 @@ class ServerConfig:
             )
         if self.token is not None and len(self.token) < 8:
             raise ServerConfigError("the access token must be at least 8 characters")
+        for host in self.allowed_hosts:
+            _check_allowed_host(host)
+        for origin in self.allowed_origins:
+            _check_allowed_origin(origin)
+
+    @property
+    def connection_bounds(self) -> ConnectionBounds:
+        return ConnectionBounds(
+            connect_timeout_s=self.connect_timeout_s, disconnect_grace_s=self.disconnect_grace_s
+        )
 
     @property
     def is_loopback(self) -> bool:

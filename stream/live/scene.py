@@ -224,6 +224,11 @@ class LiveScene:
         with self._lock:
             return self._produced * SAMPLES_PER_FRAME
 
+    def playing_lines(self) -> list[LiveLine]:
+        """The lines playing now, in the order they started."""
+        with self._lock:
+            return list(self._lines.playing)
+
     def pending(self) -> int:
         with self._lock:
             return self._lines.pending()

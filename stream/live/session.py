@@ -5,17 +5,17 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import secrets
 import statistics
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
 from typing import Any, Protocol
 
-from aiortc import RTCDataChannel, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCDataChannel, RTCPeerConnection
 
 from lipsync.timebase import SAMPLE_RATE_HZ
-from stream.errors import ClientError, OfferError, SessionLimitError
+from stream.errors import ClientError
 from stream.live.cast import SceneView
 from stream.live.config import ServerConfig
 from stream.live.control import (
@@ -32,8 +32,7 @@ from stream.live.control import (
 )
 from stream.live.engine import Engine
 from stream.live.frames import FrameState
-from stream.live.ice import keep_loopback_candidates
-from stream.live.inputs.bindings import InputHub, SessionInputs
+from stream.live.inputs.bindings import SessionInputs
 from stream.live.scene import LiveScene
 from stream.live.tracks import MediaTap, SceneAudioTrack, SceneVideoTrack, SessionMedia
 
@@ -60,6 +59,10 @@ class Session:
         self, *, engine: Engine, config: ServerConfig, scene: LiveScene, pc: RTCPeerConnection | None = None
     ) -> None:
         self.id = uuid.uuid4().hex[:12]
+        # The session's own credential: who holds it may drive or end the session; knowing the
+        # id (listed by /api/sessions) is not enough. The data channel is the peer's own already.
+        self.secret = secrets.token_urlsafe(18)
+        self.via = "offer"  # the route that made it: "offer" or "whep" (a WHEP DELETE ends only its own)
         self.engine = engine
         self.config = config
         self.scene = scene
@@ -73,6 +76,8 @@ class Session:
         self._closed = asyncio.Event()
         self._pending: set[asyncio.Task[Any]] = set()
         self._announced_cast = scene.view.names
+        # One budget for all the session's channels: reconnecting does not refill it.
+        self.limiter = RateLimiter(rate_per_s=config.messages_per_s, burst=config.message_burst)
         self.recordings: TakeDesk | None = None  # set by the manager when the server has a store
         self.inputs: SessionInputs | None = None  # live audio inputs: set by the manager
 
@@ -88,8 +93,12 @@ class Session:
         return self.scene.config.width_px, self.scene.config.height_px
 
     def add_tap(self, tap: MediaTap) -> Callable[[], None]:
-        """Let ``tap`` see what this session streams; returns the function that removes it."""
-        return self.media.add_tap(tap)
+        """Let ``tap`` see what this session streams; returns the function that removes it.
+        Lines already playing are told to it first (their start is before its first frame)."""
+        remove = self.media.add_tap(tap)
+        for line in self.scene.playing_lines():
+            tap.line_started(line.id, line.speaker, line.text, line.start_sample)
+        return remove
 
     # -- outgoing events -----------------------------------------------------------------
 
@@ -103,8 +112,12 @@ class Session:
             while (text := await queue.get()) is not None:
                 try:
                     await send(text)
+                except (ValueError, TypeError) as exc:
+                    # This one event could not go (its text, its size); the channel still works.
+                    logger.warning("session %s: an event could not be sent, dropped (%s)", self.id, exc)
                 except Exception as exc:  # noqa: BLE001 - a broken channel only loses its own events
                     logger.info("session %s: event channel closed (%s)", self.id, exc)
+                    self._outboxes.pop(key, None)
                     return
 
         task = asyncio.create_task(pump(), name=f"talkie-events-{self.id}")
@@ -123,11 +136,10 @@ class Session:
                 channel.send(text)
 
         detach = self.attach(send)
-        limiter = RateLimiter(rate_per_s=self.config.messages_per_s, burst=self.config.message_burst)
 
         @channel.on("message")
         def on_message(message: str | bytes) -> None:
-            self._spawn(self.handle(message, limiter))
+            self._spawn(self.handle(message, self.limiter))
 
         @channel.on("close")
         def on_close() -> None:
@@ -139,7 +151,9 @@ class Session:
             channel.on("open", lambda: self.emit(self.hello()))
 
     def emit(self, event: dict[str, Any]) -> None:
-        text = json.dumps(event, ensure_ascii=False)
+        # ASCII with \u escapes: clients parse it the same, and no string (a stray surrogate
+        # included) can make a channel's UTF-8 encoding fail.
+        text = json.dumps(event, ensure_ascii=True)
         for queue in list(self._outboxes.values()):
             try:
                 queue.put_nowait(text)
@@ -303,91 +317,3 @@ class Session:
     @property
     def closed(self) -> bool:
         return self._closed.is_set()
-
-
-class SessionManager:
-    """All sessions of one server, with a limit."""
-
-    def __init__(self, engine: Engine, config: ServerConfig) -> None:
-        self.engine = engine
-        self.config = config
-        self.sessions: dict[str, Session] = {}
-        self.recordings: TakeDesk | None = None  # the app sets it when it opens the store
-        self.audio_inputs: InputHub | None = None  # the app sets it: live audio inputs
-
-    async def create(
-        self, *, sdp: str, type_: str, cast: list[str] | None = None, set_name: str | None = None
-    ) -> tuple[Session, RTCSessionDescription]:
-        if len(self.sessions) >= self.config.max_sessions:
-            raise SessionLimitError(
-                f"the server is at its limit of {self.config.max_sessions} sessions; try again later"
-            )
-        live = self.config.live
-        names = cast or ["MAYA", "LEO"]
-        loop = asyncio.get_running_loop()
-        scene_config = replace(live, set_name=set_name) if set_name else live
-        scene = await loop.run_in_executor(
-            self.engine.synth_executor,
-            lambda: LiveScene(
-                cast=self.engine.cast, speech=self.engine.speech,
-                synth_executor=self.engine.synth_executor, config=scene_config, names=names,
-                faces=self.engine.faces,
-            ),
-        )
-        pc = RTCPeerConnection()
-        session = Session(engine=self.engine, config=self.config, scene=scene, pc=pc)
-        session.recordings = self.recordings
-        self.sessions[session.id] = session
-        if self.audio_inputs is not None:
-            session.inputs = SessionInputs(
-                hub=self.audio_inputs, session_id=session.id, scene=scene, emit=session.emit,
-                scene_event=session._scene_event, executor=self.engine.synth_executor,
-            )
-
-            @pc.on("track")
-            def on_track(track: Any) -> None:
-                if track.kind == "audio" and session.inputs is not None:
-                    session.inputs.set_mic_track(track)  # the page's microphone, bound on request
-
-        @pc.on("datachannel")
-        def on_datachannel(channel: RTCDataChannel) -> None:
-            if channel.label == "control":
-                session.attach_datachannel(channel)
-
-        @pc.on("connectionstatechange")
-        async def on_state() -> None:
-            logger.info("session %s: connection %s", session.id, pc.connectionState)
-            if pc.connectionState in ("failed", "closed"):
-                await self.close(session.id)
-
-        try:
-            if type_ != "offer":
-                raise OfferError(f"expected an SDP of type 'offer', got {type_!r}")
-            if self.config.is_loopback:
-                sdp = keep_loopback_candidates(sdp)
-            try:
-                await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type=type_))
-            except ValueError as exc:
-                raise OfferError(f"the SDP offer is not valid: {exc}") from exc
-            kinds = {t.kind for t in pc.getTransceivers()}
-            if "video" not in kinds:
-                raise OfferError("the offer has no video; add a recvonly video transceiver")
-            pc.addTrack(session.video)
-            if "audio" in kinds:
-                pc.addTrack(session.audio)
-            answer = await pc.createAnswer()
-            await pc.setLocalDescription(answer)
-        except Exception:
-            await self.close(session.id)
-            raise
-        return session, pc.localDescription
-
-    async def close(self, session_id: str) -> bool:
-        session = self.sessions.pop(session_id, None)
-        if session is None:
-            return False
-        await session.close()
-        return True
-
-    async def close_all(self) -> None:
-        await asyncio.gather(*(self.close(sid) for sid in list(self.sessions)))

@@ -91,6 +91,7 @@ class TakeRecorder:
         self._queue: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self._k0: int | None = None
         self._pending_lines: list[tuple[Any, ...]] = []  # line stamps seen before frame 0
+        self._started: set[str] = set()  # ids of the lines whose start is queued
         self._video_cut: int | None = None  # slots at or past this are not recorded
         self._audio_cut: int | None = None
         self._audio_end = 0  # take samples queued so far
@@ -163,7 +164,11 @@ class TakeRecorder:
         kind, line_id, *rest = item
         if kind == "start":
             speaker, text, sample = rest
-            sample -= self._k0 * SAMPLES_PER_FRAME
+            if line_id in self._started:  # told twice: on joining, then by its frame's notice
+                return
+            self._started.add(line_id)
+            # A line already playing when the take starts is part of it, from the take's start.
+            sample = max(0, sample - self._k0 * SAMPLES_PER_FRAME)
             if self._audio_cut is None or sample < self._audio_cut:
                 self._queue.put(("start", line_id, speaker, text, sample))
         else:

@@ -7,14 +7,27 @@ spec, and a live take whose character differs from the kept one is refused.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import asdict
+import functools
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, fields
+from pathlib import Path
 from typing import Any
 
 from avatar.spec import Cast, CharacterSpec, Look
-from lipsync.voices import VoiceSpec
+from lipsync.voices import (
+    FEMALE_VARIANTS,
+    LANGUAGE_ALIASES,
+    MALE_VARIANTS,
+    VoiceSpec,
+    normalise_language,
+)
 from stream.store.catalog import Catalog
 from stream.store.errors import BadInputError, ConflictError
+
+VARIANTS = ("", *MALE_VARIANTS, *FEMALE_VARIANTS)
+MAX_SEED = 2**64 - 1  # seeds are 64-bit, as the built-ins' are
+_LOOK_CHOICES = {f.name for f in fields(Look) if f.type in (str, "str")}
+_LOOK_COLOURS = {f.name for f in fields(Look) if f.name.endswith("_rgb")}
 
 
 def spec_to_json(spec: CharacterSpec) -> dict[str, Any]:
@@ -22,14 +35,93 @@ def spec_to_json(spec: CharacterSpec) -> dict[str, Any]:
 
 
 def spec_from_json(name: str, data: dict[str, Any]) -> CharacterSpec:
-    """A spec from stored or posted JSON; bad fields raise ``BadInputError`` naming them."""
+    """A spec from stored or posted JSON; bad fields raise ``BadInputError`` naming them.
+
+    Every field is checked for its type as well as its range, so what is stored is what the
+    renderer and espeak-ng can use: a language espeak-ng knows (stored by its espeak-ng name,
+    "english" as "en-us"), a variant of ``VARIANTS``, whole numbers in range, colours of three
+    whole numbers 0..255.
+    """
+
+    def bad(message: str) -> BadInputError:
+        return BadInputError("bad_character", f"character {name!r}: {message}")
+
+    look = _object(data, "look", bad)
+    for key, value in look.items():
+        if key in _LOOK_COLOURS:
+            if not _is_rgb(value):
+                raise bad(f"'look.{key}' must be three whole numbers 0..255, got {_show(value)}")
+            look[key] = tuple(value)
+        elif key in _LOOK_CHOICES and not isinstance(value, str):
+            raise bad(f"'look.{key}' must be a string, got {_show(value)}")
+        elif key == "lashes" and not isinstance(value, bool):
+            raise bad(f"'look.lashes' must be true or false, got {_show(value)}")
+    voice = _object(data, "voice", bad)
+    if "language" in voice:
+        voice["language"] = _language(voice["language"], bad)
+    if "variant" in voice and voice["variant"] not in VARIANTS:
+        choices = ", ".join(repr(v) for v in VARIANTS)
+        raise bad(f"'voice.variant' must be one of {choices}, got {_show(voice['variant'])}")
+    for key in ("pitch", "pitch_range", "rate_wpm"):
+        if key in voice and not _is_int(voice[key]):
+            raise bad(f"'voice.{key}' must be a whole number, got {_show(voice[key])}")
+    seed = data.get("seed", 0)
+    if not _is_int(seed) or not 0 <= seed <= MAX_SEED:
+        raise bad(f"'seed' must be a whole number 0..{MAX_SEED}, got {_show(seed)}")
     try:
-        look: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in dict(data.get("look") or {}).items()}
-        return CharacterSpec(
-            name=name, look=Look(**look), voice=VoiceSpec(**dict(data.get("voice") or {})), seed=int(data.get("seed", 0))
-        )
+        return CharacterSpec(name=name, look=Look(**look), voice=VoiceSpec(**voice), seed=seed)
     except (TypeError, ValueError) as exc:
-        raise BadInputError("bad_character", f"character {name!r}: {exc}") from None
+        raise bad(str(exc)) from None
+
+
+def speech_languages() -> frozenset[str]:
+    """Every language name the speech engine takes: the friendly aliases, their espeak-ng names,
+    and each language espeak-ng's data holds (lower case; found once)."""
+    return _espeak_languages() | frozenset(LANGUAGE_ALIASES) | frozenset(LANGUAGE_ALIASES.values())
+
+
+@functools.cache
+def _espeak_languages() -> frozenset[str]:
+    try:
+        import espeakng_loader
+    except ImportError:  # no espeak-ng data here: the promised languages only
+        return frozenset()
+    folder = Path(espeakng_loader.get_data_path()) / "lang"
+    return frozenset(path.name.lower() for path in folder.rglob("*") if path.is_file())
+
+
+def _language(value: object, bad: Callable[[str], BadInputError]) -> str:
+    if not isinstance(value, str) or len(value) > 32:
+        raise bad(f"'voice.language' must be a language name such as 'en-us', got {_show(value)}")
+    language = normalise_language(value)
+    if language not in speech_languages():
+        raise bad(
+            f"'voice.language' {value!r} is not a language the speech engine knows; use 'en-us', 'en' (British), "
+            "'cmn' (Mandarin), 'ko', 'ja', 'fr', 'de', 'es' or another espeak-ng language"
+        )
+    return language
+
+
+def _object(data: dict[str, Any], part: str, bad: Callable[[str], BadInputError]) -> dict[str, Any]:
+    value = data.get(part)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise bad(f"'{part}' must be an object of {part} fields, got {_show(value)}")
+    return dict(value)
+
+
+def _is_rgb(value: object) -> bool:
+    return isinstance(value, list | tuple) and len(value) == 3 and all(_is_int(c) and 0 <= c <= 255 for c in value)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _show(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def series_cast(catalog: Catalog, series_id: str, *, language: str = "en-us") -> Cast:

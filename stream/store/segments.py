@@ -150,7 +150,7 @@ class SegmentWriter:
 
     def line_ended(self, line_id: str, end_sample: int, *, interrupted: bool) -> None:
         line = self._lines.get(line_id)
-        if line is not None:  # a line that began before the take is not part of it
+        if line is not None:  # its start was recorded (a line told only of its end is not kept)
             self._lines[line_id] = TakeLine(
                 line.take_id, line.seq, line.line_id, line.speaker, line.text, line.start_sample,
                 max(line.start_sample, end_sample), interrupted,

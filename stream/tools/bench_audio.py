@@ -86,11 +86,16 @@ class WhipPublisher:
         self.pc.addTransceiver(track, direction="sendonly")
         self.location: str | None = None
 
-    async def publish(self, base_url: str, session_id: str, character: str, *, token: str | None = None) -> httpx.Response:
+    async def publish(
+        self, base_url: str, session_id: str, character: str, *, token: str | None = None, secret: str | None = None
+    ) -> httpx.Response:
+        """POST the offer to ``/whip/{session_id}``; ``secret`` is the session's own credential."""
         await self.pc.setLocalDescription(await self.pc.createOffer())
         headers = {"Content-Type": "application/sdp"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
+        if secret:
+            headers["X-Talkie-Secret"] = secret
         async with httpx.AsyncClient(base_url=base_url, timeout=20) as http:
             response = await http.post(
                 f"/whip/{session_id}", params={"character": character},
@@ -260,7 +265,7 @@ async def _end_to_end(models: AudioModels) -> dict[str, Any]:
         pcm, onsets = bursts(n=6)
         track = PcmTrack(pcm)
         publisher = WhipPublisher(track)
-        assert (await publisher.publish(url, viewer.session_id or "", "MAYA")).status_code == 201
+        assert (await publisher.publish(url, viewer.session_id or "", "MAYA", secret=viewer.secret)).status_code == 201
         seen = len(viewer.video)
         while len(track.sent_at) * PACKET_SAMPLES < pcm.shape[0]:
             while len(viewer.video) > seen:

@@ -93,6 +93,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         token=args.token or os.environ.get("TALKIE_TOKEN") or None,
+        allowed_hosts=tuple(args.allow_host),
+        allowed_origins=tuple(args.allow_origin),
         data_dir=Path(args.data_dir),
         max_sessions=args.max_sessions,
         live=LiveConfig(
@@ -143,6 +145,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         from stream.tools.bench_audio import bench_audio
 
         report = bench_audio()
+    elif args.what == "soak":
+        from stream.tools.bench_soak import bench_soak
+
+        report = bench_soak(cycles=args.cycles, minutes=args.minutes)
     elif args.what == "model":
         from stream.tools.bench_model import bench_shipped_model
 
@@ -255,6 +261,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (non-loopback needs --token)")
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--token", default=None, help="access token (or TALKIE_TOKEN)")
+    serve.add_argument(
+        "--allow-host", action="append", default=[], metavar="HOST",
+        help="another name requests may address the server by, e.g. behind a proxy (repeatable)",
+    )
+    serve.add_argument(
+        "--allow-origin", action="append", default=[], metavar="ORIGIN",
+        help="a web page of another site that may call the server, as scheme://host[:port] (repeatable)",
+    )
     serve.add_argument("--data-dir", default="data", help="where recordings and the store live")
     serve.add_argument("--max-sessions", type=int, default=8)
     serve.add_argument("--size", type=_size, default=(512, 512), help="WIDTHxHEIGHT of the scene")
@@ -271,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=_cmd_serve)
 
     bench = sub.add_parser("bench", help="print measured figures as JSON")
-    bench.add_argument("what", choices=["render", "stream", "export", "audio", "model"])
+    bench.add_argument("what", choices=["render", "stream", "export", "audio", "model", "soak"])
     bench.add_argument("--neural-weights", default=None, metavar="DIR", help="model: models to bench (default: shipped)")
     bench.add_argument("--backend", choices=["rig", "neural"], default="rig", help="stream: mouths by the rig or the neural model")
     bench.add_argument("--plot", default="bench_model.png", help="model: where to write the plot PNG")
@@ -284,6 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--takes", type=int, default=20, help="export: takes in the episode")
     bench.add_argument("--lines", type=int, default=20, help="stream: lines for the latency figures")
+    bench.add_argument("--cycles", type=int, default=1000, help="soak: connect/disconnect cycles (0: none)")
+    bench.add_argument("--minutes", type=float, default=30.0, help="soak: minutes of one streaming session (0: none)")
     bench.add_argument("--size", type=_size, default=(512, 512))
     bench.add_argument("--preset", default="ultrafast", help="x264 preset")
     bench.set_defaults(func=_cmd_bench)

@@ -25,6 +25,7 @@ class ScenePeer:
         self.audio: list[tuple[int, np.ndarray]] = []
         self.events: list[dict[str, Any]] = []
         self.session_id: str | None = None
+        self.secret: str | None = None  # the session's credential, for routes that drive or end it
         self._keep_video = keep_video
         self._event_arrived = asyncio.Event()
         self._pumps: list[asyncio.Task[None]] = []
@@ -61,8 +62,14 @@ class ScenePeer:
         if response.status_code == 200:
             answer = response.json()
             self.session_id = answer["session_id"]
+            self.secret = answer["secret"]
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type=answer["type"]))
         return response
+
+    @property
+    def credential(self) -> dict[str, str]:
+        """The header that proves this peer's session is its own (``X-Talkie-Secret``)."""
+        return {"X-Talkie-Secret": self.secret} if self.secret else {}
 
     def send(self, message: dict[str, Any]) -> None:
         self.channel.send(json.dumps(message))

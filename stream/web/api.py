@@ -25,7 +25,7 @@ from stream.store import Store
 from stream.store.cast import spec_from_json, spec_to_json
 from stream.store.catalog import UNSET, check_name
 from stream.store.errors import BadInputError, NotFoundError
-from stream.web.auth import Handler, token_guard
+from stream.web.auth import Handler, require_session, token_guard
 from stream.web.errors import read_json
 
 MAX_BODY_BYTES = 64 * 1024
@@ -112,7 +112,7 @@ async def create_character(r: Request) -> Any:
         base[part] = {**base[part], **given}
     if "seed" in body:
         base["seed"] = body["seed"]
-    spec = spec_from_json(name, base)
+    spec = await _run(spec_from_json, name, base)  # the first call reads the speech engine's languages
     return (await _run(store.catalog.add_character, series_id, name, spec_to_json(spec))).to_json()
 
 
@@ -253,10 +253,9 @@ def _deleter(kind: str, key: str) -> Handler:
 
 
 def _session(r: Request) -> Any:
-    session = r.app.state.sessions.sessions.get(_p(r, "session_id"))
-    if session is None:
+    if _p(r, "session_id") not in r.app.state.sessions.sessions:
         raise NotFoundError("session", _p(r, "session_id"))
-    return session
+    return require_session(r)  # it exists: the caller must hold its secret
 
 
 async def start_recording(r: Request) -> Any:

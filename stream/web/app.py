@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
@@ -25,17 +26,18 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from stream.errors import ClientError, OfferError
 from stream.export.jobs import ExportJobs
 from stream.live.config import ServerConfig
-from stream.live.control import RateLimiter
+from stream.live.control import check_cast, check_set
 from stream.live.engine import Engine
 from stream.live.ice import use_loopback_candidates
 from stream.live.inputs.bindings import InputHub
-from stream.live.session import SessionManager
+from stream.live.sessions import SessionManager
 from stream.record.recorder import Recordings
 from stream.store import Store
 from stream.web.api import api_routes
-from stream.web.auth import authorised, token_guard
+from stream.web.auth import authorised, holds_secret, require_session, token_guard
 from stream.web.errors import client_error_response, read_json
 from stream.web.openapi import openapi_route
+from stream.web.origin import OriginGuard
 from stream.web.whep import WhepViewers, whep_routes
 from stream.web.whip import whip_routes
 
@@ -53,12 +55,10 @@ def _offer_fields(data: dict[str, Any]) -> tuple[str, str, list[str] | None, str
     sdp, type_ = data.get("sdp"), data.get("type")
     if not isinstance(sdp, str) or not isinstance(type_, str):
         raise OfferError("the body needs string fields 'sdp' and 'type'")
-    cast = data.get("cast")
-    if cast is not None and (not isinstance(cast, list) or not all(isinstance(n, str) for n in cast)):
-        raise OfferError("'cast' must be a list of character names")
-    set_name = data.get("set")
-    if set_name is not None and not isinstance(set_name, str):
-        raise OfferError("'set' must be a string")
+    try:  # the same checks as the control protocol's ``scene`` message
+        cast, set_name = check_cast(data.get("cast")), check_set(data.get("set"))
+    except ClientError as exc:
+        raise OfferError(str(exc)) from None
     return sdp, type_, cast, set_name
 
 
@@ -73,13 +73,14 @@ async def offer(request: Request) -> Response:
         raise OfferError(str(exc)) from None
     sdp, type_, cast, set_name = _offer_fields(data)
     session, answer = await manager.create(sdp=sdp, type_=type_, cast=cast, set_name=set_name)
-    return JSONResponse({"sdp": answer.sdp, "type": answer.type, "session_id": session.id})
+    return JSONResponse(
+        {"sdp": answer.sdp, "type": answer.type, "session_id": session.id, "secret": session.secret}
+    )
 
 
 async def delete_session(request: Request) -> Response:
-    session_id = request.path_params["session_id"]
-    if not await request.app.state.sessions.close(session_id):
-        raise ClientError("unknown_session", f"no session {session_id!r}", http_status=404)
+    session = require_session(request)
+    await request.app.state.sessions.close(session.id)
     return Response(status_code=204)
 
 
@@ -103,21 +104,22 @@ async def control_socket(websocket: WebSocket) -> None:
         await websocket.close(code=4401, reason="a valid access token is required")
         return
     manager: SessionManager = websocket.app.state.sessions
-    config: ServerConfig = websocket.app.state.config
     session = manager.sessions.get(websocket.path_params["session_id"])
-    if session is None:
+    if session is None or session.closed:
         await websocket.close(code=4404, reason="unknown session")
+        return
+    if not holds_secret(websocket, session):
+        await websocket.close(code=4403, reason="this session's secret is required: ?secret=SECRET")
         return
     detach = session.attach(websocket.send_text)
     session.emit(session.hello())
-    limiter = RateLimiter(rate_per_s=config.messages_per_s, burst=config.message_burst)
     try:
         while not session.closed:
             message = await websocket.receive()
             if message["type"] == "websocket.disconnect":
                 break
             text, data = message.get("text"), message.get("bytes")
-            await session.handle(text if text is not None else (data or b""), limiter)
+            await session.handle(text if text is not None else (data or b""), session.limiter)
     except WebSocketDisconnect:
         pass
     finally:
@@ -145,7 +147,7 @@ def create_app(config: ServerConfig, *, engine: Engine | None = None) -> Starlet
         app.state.sessions.audio_inputs = await asyncio.to_thread(
             InputHub.load, cast=eng.cast, audio_dir=config.data_dir / "audio"
         )
-        app.state.whep = WhepViewers()
+        app.state.whep = WhepViewers(bounds=config.connection_bounds)
         try:
             yield
         finally:
@@ -172,4 +174,8 @@ def create_app(config: ServerConfig, *, engine: Engine | None = None) -> Starlet
         Mount("/client", app=StaticFiles(directory=CLIENT_DIR), name="client"),
     ]
     # Starlette finds a handler along the exception's MRO: every ClientError subclass lands here.
-    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={ClientError: client_error_response})
+    return Starlette(
+        routes=routes, lifespan=lifespan, exception_handlers={ClientError: client_error_response},
+        # Outermost: a foreign Host or Origin is refused before any route, token or body is read.
+        middleware=[Middleware(OriginGuard, config=config)],
+    )

@@ -8,13 +8,13 @@ raise the same errors, so a route reads its body in one call and no route catche
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from stream.errors import ClientError
+from stream.live.json_input import parse_json
 
 
 async def client_error_response(request: Request, exc: Exception) -> Response:
@@ -41,12 +41,12 @@ async def read_body(request: Request, *, max_bytes: int, what: str) -> bytes:
 
 
 async def read_json(request: Request, *, max_bytes: int, what: str) -> dict[str, Any]:
-    """The body as a JSON object (an empty body reads as ``{}``); else ``bad_json`` (400)."""
+    """The body as a JSON object (an empty body reads as ``{}``); else ``bad_json`` (400).
+
+    Read by the strict reader the control channel uses too (``stream.live.json_input``): no deep
+    nesting, ``NaN``, lone surrogates or NUL reaches a route."""
     raw = await read_body(request, max_bytes=max_bytes, what=what)
-    try:
-        data = json.loads(raw or b"{}")
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ClientError("bad_json", f"the {what} is not JSON: {exc}") from None
+    data = parse_json(raw or b"{}", max_bytes=max_bytes, what=what)
     if not isinstance(data, dict):
         raise ClientError("bad_json", f"the {what} must be a JSON object, not {type(data).__name__}")
     return data

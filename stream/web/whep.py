@@ -1,13 +1,15 @@
 """Streamer output: WHEP (RFC 9725's egress twin) for the scene, and the bare ``/view`` page.
 
 - ``POST /whep`` (``application/sdp``; optional ``?cast=MAYA,LEO&set=%2300ff00``): a new scene
-  session whose peer connection is this viewer. ``201``, answer, ``Location: /whep/{session_id}``.
-  ``DELETE`` there ends the session.
-- ``POST /whep/{session_id}`` (optional ``?set=...``): one more viewer of an existing session
-  (the streamer drives it from the page; OBS shows it). ``201``, ``Location:
-  /whep/{session_id}/{viewer_id}``; ``DELETE`` there ends this viewer only.
-- ``GET /view?session=ID&bg=%2300ff00``: a page for an OBS browser source: the stream, full
-  window, autoplaying, no controls; ``bg`` turns the set into that solid colour to key out.
+  session whose peer connection is this viewer. ``201``, answer, ``Location:
+  /whep/{session_id}?secret=...``. ``DELETE`` there ends the session (only sessions made here).
+- ``POST /whep/{session_id}`` with the session's secret (optional ``?set=...``): one more viewer
+  of an existing session (the streamer drives it from the page; OBS shows it). ``201``,
+  ``Location: /whep/{session_id}/{viewer_id}?secret=...``; ``DELETE`` there ends this viewer only.
+- ``GET /view?session=ID&secret=SECRET&bg=%2300ff00``: a page for an OBS browser source: the
+  stream, full window, autoplaying, no controls; ``bg`` turns the set into that solid colour.
+
+A viewer that has not connected within the server's bounds, or stays disconnected, is removed.
 
 A viewer of an existing session gets exactly the frames the session streams (same pixels, same
 pts): its tracks are fed copies by a media tap on the session, nothing is rendered twice. Its
@@ -18,14 +20,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import json
 import logging
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 
 import av
-from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
@@ -33,9 +35,11 @@ from starlette.routing import Route
 
 from avatar.sets import check_set_name
 from stream.errors import ClientError, OfferError
-from stream.live.ice import keep_loopback_candidates
-from stream.live.session import Session, SessionManager
-from stream.web.auth import token_guard
+from stream.live.expiry import ConnectionBounds, ConnectionWatch
+from stream.live.offers import make_answer, set_remote_offer
+from stream.live.session import Session
+from stream.live.sessions import SessionManager
+from stream.web.auth import require_session, token_guard
 from stream.web.errors import read_sdp
 
 logger = logging.getLogger(__name__)
@@ -107,42 +111,41 @@ class Viewer:
 class WhepViewers:
     """Every extra viewer of the server (``app.state.whep``), closed with it."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, bounds: ConnectionBounds | None = None) -> None:
         self.viewers: dict[str, Viewer] = {}
-        self._ids = itertools.count(1)
+        self.bounds = bounds or ConnectionBounds()  # a viewer not connected by then is removed
+        self._watches: dict[str, ConnectionWatch] = {}
 
     async def add(self, session: Session, sdp: str, *, loopback: bool) -> tuple[Viewer, str]:
         pc = RTCPeerConnection()
-        viewer = Viewer(f"v{next(self._ids)}", session, pc)
+        viewer = Viewer(f"v{secrets.token_hex(6)}", session, pc)
         try:
-            await pc.setRemoteDescription(
-                RTCSessionDescription(sdp=keep_loopback_candidates(sdp) if loopback else sdp, type="offer")
-            )
+            await set_remote_offer(pc, sdp, local_only=loopback)
             kinds = {t.kind for t in pc.getTransceivers()}
             if "video" not in kinds:
                 raise OfferError("the offer has no video; add a recvonly video transceiver")
             pc.addTrack(viewer.video_track)
             if "audio" in kinds:
                 pc.addTrack(viewer.audio_track)
-            await pc.setLocalDescription(await pc.createAnswer())
-        except ValueError as exc:
+            answer = await make_answer(pc)
+        except BaseException:
             await pc.close()
-            raise OfferError(f"the SDP offer cannot be answered: {exc}") from None
+            raise
         self.viewers[viewer.id] = viewer
         viewer.untap = session.add_tap(viewer)
-
-        @pc.on("connectionstatechange")
-        async def on_state() -> None:
-            if pc.connectionState in ("failed", "closed"):
-                await self.remove(viewer.id)
-
-        assert pc.localDescription is not None
-        return viewer, pc.localDescription.sdp
+        self._watches[viewer.id] = ConnectionWatch(
+            pc, bounds=self.bounds, on_end=lambda _: self.remove(viewer.id),
+            label=f"session {session.id}: WHEP viewer {viewer.id}",
+        )
+        return viewer, answer.sdp
 
     async def remove(self, viewer_id: str) -> bool:
         viewer = self.viewers.pop(viewer_id, None)
         if viewer is None:
             return False
+        watch = self._watches.pop(viewer_id, None)
+        if watch is not None:
+            watch.stop()
         await viewer.close()
         return True
 
@@ -173,31 +176,33 @@ async def whep_new(request: Request) -> Response:
     manager: SessionManager = request.app.state.sessions
     sdp = await _sdp_body(request)
     cast = [n for n in request.query_params.get("cast", "").split(",") if n.strip()] or None
-    session, answer = await manager.create(sdp=sdp, type_="offer", cast=cast, set_name=_set_name(request))
-    return _sdp_response(answer.sdp, f"/whep/{session.id}")
+    session, answer = await manager.create(
+        sdp=sdp, type_="offer", cast=cast, set_name=_set_name(request), via="whep"
+    )
+    # The resource URL carries the session's secret: a WHEP client DELETEs exactly this URL.
+    return _sdp_response(answer.sdp, f"/whep/{session.id}?secret={session.secret}")
 
 
 async def whep_view(request: Request) -> Response:
-    session_id = request.path_params["session_id"]
-    session: Session | None = request.app.state.sessions.sessions.get(session_id)
-    if session is None or session.closed:
-        raise ClientError("unknown_session", f"no session {session_id!r}", http_status=404)
+    session = require_session(request)
     sdp = await _sdp_body(request)
     set_name = _set_name(request)
     viewer, answer = await request.app.state.whep.add(session, sdp, loopback=request.app.state.config.is_loopback)
     if set_name is not None and set_name != session.scene.view.set_name:
         await session.handle(json.dumps({"type": "scene", "set": set_name}))  # announced like any change
-    return _sdp_response(answer, f"/whep/{session.id}/{viewer.id}")
+    return _sdp_response(answer, f"/whep/{session.id}/{viewer.id}?secret={session.secret}")
 
 
 async def whep_end_session(request: Request) -> Response:
-    session_id = request.path_params["session_id"]
-    if not await request.app.state.sessions.close(session_id):
-        raise ClientError("unknown_session", f"no session {session_id!r}", http_status=404)
+    session = require_session(request)
+    if session.via != "whep":  # a session made with /offer is ended by its own page
+        raise ClientError("unknown_session", f"session {session.id} is not a WHEP resource", http_status=404)
+    await request.app.state.sessions.close(session.id)
     return Response(status_code=200)
 
 
 async def whep_end_viewer(request: Request) -> Response:
+    require_session(request)
     viewer_id = request.path_params["viewer_id"]
     viewer = request.app.state.whep.viewers.get(viewer_id)
     if viewer is None or viewer.session.id != request.path_params["session_id"]:

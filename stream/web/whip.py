@@ -1,5 +1,8 @@
 """Audio ingest over HTTP: WHIP publishers (RFC 9725) and uploaded audio files.
 
+Every route here drives one session, so it needs the session's secret (``X-Talkie-Secret`` or
+``?secret=``) besides the server's token; the ``Location`` a publisher gets carries it.
+
 - ``POST /whip/{session_id}?character=NAME`` with an ``application/sdp`` offer holding audio:
   ``201 Created``, the answer (``application/sdp``) and a ``Location`` for the publisher. Video
   in the offer is declined (inactive). No trickle ICE: the answer carries every candidate, and
@@ -9,7 +12,7 @@
   mp3, ogg/opus, m4a, ...): ``201`` with ``{"input_id", "character", "duration_s"}``.
 
 Errors are JSON ``{"error": code, "message": ...}``: 400 (bad offer, no audio, unknown character,
-undecodable audio), 401, 404 (session, publisher), 409 (character busy, scene full), 413 (too
+undecodable audio), 401, 403 (no secret), 404 (session, publisher), 409 (character busy, scene full), 413 (too
 large), 415 (not SDP), 503 (live audio unavailable); each raise site carries its status and the
 app's one handler answers. Each leaves other inputs and sessions alone.
 """
@@ -18,30 +21,28 @@ from __future__ import annotations
 
 import logging
 
-from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCPeerConnection
 from aiortc.mediastreams import MediaStreamTrack
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from stream.errors import ClientError, OfferError
-from stream.live.ice import keep_loopback_candidates
 from stream.live.inputs.bindings import SessionInputs
-from stream.web.auth import token_guard
+from stream.live.offers import make_answer, set_remote_offer
+from stream.live.session import Session
+from stream.web.auth import require_session, token_guard
 from stream.web.errors import read_body, read_sdp
 
 logger = logging.getLogger(__name__)
 
 
-def _session_inputs(request: Request) -> SessionInputs:
-    session_id = request.path_params["session_id"]
-    session = request.app.state.sessions.sessions.get(session_id)
-    if session is None:
-        raise ClientError("unknown_session", f"no session {session_id!r}", http_status=404)
-    inputs: SessionInputs | None = getattr(session, "inputs", None)
-    if inputs is None:
+def _session_inputs(request: Request) -> tuple[Session, SessionInputs]:
+    """The session named by the path (for a caller holding its secret) and its inputs."""
+    session = require_session(request)
+    if session.inputs is None:
         raise ClientError("audio_unavailable", "this server takes no live audio inputs", http_status=503)
-    return inputs
+    return session, session.inputs
 
 
 def _character(request: Request) -> str:
@@ -52,28 +53,22 @@ def _character(request: Request) -> str:
 
 
 async def whip_publish(request: Request) -> Response:
-    inputs = _session_inputs(request)
+    session, inputs = _session_inputs(request)
     config = request.app.state.config
     sdp = await read_sdp(request, max_bytes=config.max_sdp_bytes, what="WHIP offer")
     character = inputs.character(_character(request))
-    if config.is_loopback:
-        sdp = keep_loopback_candidates(sdp)
     pc = RTCPeerConnection()
     handed_over = False
     try:
         tracks: list[MediaStreamTrack] = []
         pc.on("track", lambda track: tracks.append(track) if track.kind == "audio" else None)
-        try:
-            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
-        except ValueError as exc:
-            raise OfferError(f"the SDP offer is not valid: {exc}") from None
+        await set_remote_offer(pc, sdp, local_only=config.is_loopback)
         if not tracks:
             raise OfferError("the WHIP offer sends no audio; publish an audio track", code="no_audio")
         for transceiver in pc.getTransceivers():
             if transceiver.kind != "audio":
                 transceiver.direction = "inactive"
-        await pc.setLocalDescription(await pc.createAnswer())
-        answer = pc.localDescription.sdp
+        answer = (await make_answer(pc)).sdp
         source = await inputs.add_publisher(pc, tracks[0], character)
         handed_over = True  # the session's inputs close it from here
     finally:
@@ -81,12 +76,13 @@ async def whip_publish(request: Request) -> Response:
             await pc.close()
     return Response(
         answer, status_code=201, media_type="application/sdp",
-        headers={"Location": f"/whip/{inputs.session_id}/{source.id}"},
+        # The resource URL carries the session's secret: a WHIP client DELETEs exactly this URL.
+        headers={"Location": f"/whip/{session.id}/{source.id}?secret={session.secret}"},
     )
 
 
 async def whip_end(request: Request) -> Response:
-    inputs = _session_inputs(request)
+    _, inputs = _session_inputs(request)
     input_id = request.path_params["input_id"]
     source = inputs.inputs.get(input_id)
     if source is None or source.kind != "whip":
@@ -96,7 +92,7 @@ async def whip_end(request: Request) -> Response:
 
 
 async def upload(request: Request) -> Response:
-    inputs = _session_inputs(request)
+    _, inputs = _session_inputs(request)
     character = inputs.character(_character(request))
     data = await read_body(request, max_bytes=inputs.hub.config.max_upload_bytes, what="upload")
     if not data:

@@ -32,6 +32,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from avatar.spec import Cast
 from lipsync.timebase import SAMPLE_RATE_HZ, SAMPLES_PER_FRAME
+from stream.live.expiry import ConnectionBounds, ConnectionWatch
 from stream.live.inputs.audio_input import (
     AudioInput,
     AudioModels,
@@ -118,8 +119,10 @@ class SessionInputs:
     def __init__(
         self, *, hub: InputHub, session_id: str, scene: LiveScene, emit: Emit,
         scene_event: Callable[[], dict[str, Any]], executor: Executor,
+        bounds: ConnectionBounds | None = None,
     ) -> None:
         self.hub = hub
+        self.bounds = bounds or ConnectionBounds()  # a WHIP publisher not connected by then ends
         self.session_id = session_id
         self.scene = scene
         self._emit = emit
@@ -127,6 +130,7 @@ class SessionInputs:
         self._executor = executor  # for binding: it may walk a character on (renders layers)
         self.inputs: dict[str, AudioInput] = {}
         self._pcs: dict[str, RTCPeerConnection] = {}
+        self._watches: dict[str, ConnectionWatch] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._mic: TrackPump | None = None
         self._mic_input: AudioInput | None = None
@@ -209,6 +213,9 @@ class SessionInputs:
         task = self._tasks.pop(input_id, None)
         if task is not None:
             task.cancel()
+        watch = self._watches.pop(input_id, None)
+        if watch is not None:
+            watch.stop()
         pc = self._pcs.pop(input_id, None)
         if pc is not None:
             await pc.close()
@@ -256,12 +263,10 @@ class SessionInputs:
         pump = TrackPump(track, hub=self.hub, label=source.id)
         pump.target = source
         self._tasks[source.id] = asyncio.ensure_future(self._hold(pump))
-
-        @pc.on("connectionstatechange")
-        async def on_state() -> None:
-            if pc.connectionState in ("failed", "closed"):
-                await self.remove(source.id, reason=f"connection {pc.connectionState}")
-
+        self._watches[source.id] = ConnectionWatch(
+            pc, bounds=self.bounds, on_end=lambda reason: self.remove(source.id, reason=reason),
+            label=f"session {self.session_id}: WHIP publisher {source.id}",
+        )
         return source
 
     @staticmethod
