@@ -27,7 +27,7 @@ LAYERS = ("lipsync", "accel", "avatar", "stream")
 
 # stream's sub-packages (and its top-level modules, by stem) -> the ones each may import.
 # ``errors`` is stream/errors.py, the ClientError base; ``media`` stays free of stream entirely.
-_ALL_STREAM = frozenset({"errors", "store", "media", "live", "record", "export", "web", "tools"})
+_ALL_STREAM = frozenset({"errors", "store", "media", "live", "record", "export", "web", "tools", "batch"})
 STREAM_ARROWS: dict[str, frozenset[str]] = {
     "errors": frozenset(),
     "media": frozenset(),
@@ -36,6 +36,7 @@ STREAM_ARROWS: dict[str, frozenset[str]] = {
     "record": frozenset({"errors", "store", "media"}),
     "export": frozenset({"errors", "store", "media"}),
     "web": frozenset({"errors", "live", "record", "export", "store", "media"}),
+    "batch": frozenset({"errors", "record", "export", "store", "media"}),
     "tools": _ALL_STREAM - {"tools"},
 }
 

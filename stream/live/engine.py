@@ -5,6 +5,11 @@ Made once in the app's lifespan and passed to each session; nothing lives in mod
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
+import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
@@ -14,6 +19,8 @@ from stream.live.config import ServerConfig
 
 if TYPE_CHECKING:
     from stream.live.faces import FaceService
+
+logger = logging.getLogger(__name__)
 
 
 class Engine:
@@ -33,9 +40,61 @@ class Engine:
             from stream.live.faces import FaceService
 
             self.faces = FaceService(load_weights_dir(config.live.neural_weights_dir))
+        self._malloc_trim = _find_malloc_trim()
+
+    def release_freed_memory(self) -> None:
+        """Give the system back the heap that freed objects left (call it when a session ends).
+
+        glibc keeps freed memory for reuse: a session's layers, tiles and buffers, freed when it
+        ends, stayed resident, 60-80 MB per closed session (``talkie bench soak``).
+        ``malloc_trim`` returns it, in 3-5 ms on a worker thread (ctypes releases the GIL).
+        Does nothing where the C library has no ``malloc_trim`` (musl, macOS)."""
+        if self._malloc_trim is None:
+            return
+        with contextlib.suppress(RuntimeError):  # the pool is shut down: the server is ending anyway
+            self.render_executor.submit(self._malloc_trim, 0)
 
     def close(self) -> None:
         if self.faces is not None:
             self.faces.close()
         self.synth_executor.shutdown(wait=True, cancel_futures=True)
         self.render_executor.shutdown(wait=True, cancel_futures=True)
+
+
+_M_ARENA_MAX = -8  # glibc's malloc.h
+
+
+def limit_malloc_arenas(max_arenas: int = 2) -> bool:
+    """Let glibc's malloc keep at most ``max_arenas`` arenas; True when it took the setting.
+
+    Call it first thing in a server process, before its worker threads start. By default glibc
+    gives threads up to 8 arenas per core, and each keeps the high-water mark of the frames that
+    passed through it: one streaming session's RSS grew 79 MB in its first minute, and 4 MB
+    with 2 arenas, for the same CPU (``talkie bench soak``; the same as ``MALLOC_ARENA_MAX=2``).
+    Does nothing (False) where the C library has no ``mallopt``."""
+    libc = _libc()
+    mallopt = getattr(libc, "mallopt", None) if libc is not None else None
+    if mallopt is None:
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    return bool(mallopt(_M_ARENA_MAX, max_arenas))
+
+
+def _libc() -> ctypes.CDLL | None:
+    name = ctypes.util.find_library("c")
+    try:
+        return ctypes.CDLL(name) if name else None
+    except OSError:
+        return None
+
+
+def _find_malloc_trim() -> Callable[[int], int] | None:
+    libc = _libc()
+    trim = getattr(libc, "malloc_trim", None) if libc is not None else None
+    if trim is None:
+        logger.info("no malloc_trim in this C library: freed memory is returned by the allocator's own rules")
+        return None
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    return trim

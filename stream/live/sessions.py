@@ -118,6 +118,7 @@ class SessionManager:
         if watch is not None:
             watch.stop()
         await session.close()
+        self.engine.release_freed_memory()  # its layers and buffers, freed, go back to the system
         return True
 
     async def close_all(self) -> None:

@@ -171,6 +171,10 @@ async def _wait_all(futures: list[concurrent.futures.Future[Any]], *, timeout_s:
                 w.cancel()  # cancels the thread future too: its frame keeps the rig's mouth
 
 
+def _ignore_frame(state: FrameState, shown: bool) -> None:
+    """A stopped track's frame callback."""
+
+
 class SceneVideoTrack(MediaStreamTrack):
     kind = "video"
 
@@ -181,6 +185,12 @@ class SceneVideoTrack(MediaStreamTrack):
         self._k = 0
         self.frames_sent = 0
         self.frames_skipped = 0
+
+    def stop(self) -> None:
+        # ``on_frame`` is the session's own method: kept past the end, it ties the session (and
+        # its scene's layers and tiles, tens of MB) into a cycle that only a full gc frees.
+        self._on_frame = _ignore_frame
+        super().stop()
 
     async def recv(self) -> av.VideoFrame:
         if self.readyState != "live":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 import av
@@ -9,8 +10,9 @@ import av
 from lipsync.script import Script, ScriptError
 from lipsync.speech import SpeechEngine
 from lipsync.timebase import SAMPLES_PER_FRAME
+from lipsync.timeline import SceneTimeline
 from stream.record.offline import RenderConfig, ScenePlan, perform, plan_scenes, render_frames
-from stream.record.stages import NullTimer
+from stream.record.stages import NullTimer, StageTimer
 from stream.store import Store, Take
 from stream.store.cast import keep_characters, series_cast
 from stream.store.errors import BadInputError
@@ -27,6 +29,32 @@ def _set_id(store: Store, series_id: str, backdrop: str) -> str:
         if record.backdrop == backdrop:
             return record.id
     return store.catalog.add_set(series_id, backdrop, backdrop).id
+
+
+def write_take(
+    writer: SegmentWriter, performed: Sequence[tuple[ScenePlan, SceneTimeline]], *, config: RenderConfig,
+    timer: StageTimer, on_frame: Callable[[], None] | None = None,
+) -> Take:
+    """Draw performed scenes back to back into ``writer``'s take, their lines with them, and finish it.
+
+    The one way a rendered take is written: ``record_script`` and the batch workers
+    (``stream.batch``) both call it, so the same scene gives the same frames and samples.
+    """
+    slot = 0
+    for plan, timeline in performed:
+        frame_at = render_frames(timeline, plan, config=config, timer=timer)
+        base = slot * SAMPLES_PER_FRAME
+        for ev in timeline.events:
+            line_id = f"R{slot}.{ev.index}"
+            writer.line_started(line_id, ev.speaker, ev.text, base + ev.start_sample)
+            writer.line_ended(line_id, base + ev.end_sample, interrupted=False)
+        for k in range(timeline.n_frames):
+            writer.video(slot + k, av.VideoFrame.from_ndarray(frame_at(k, None), format="rgb24"))
+            writer.audio(base + k * SAMPLES_PER_FRAME, timeline.audio[k * SAMPLES_PER_FRAME : (k + 1) * SAMPLES_PER_FRAME])
+            if on_frame is not None:
+                on_frame()
+        slot += timeline.n_frames
+    return writer.finish(slot)
 
 
 def record_script(
@@ -78,20 +106,7 @@ def record_script(
             )
             writer = SegmentWriter(store, take)
             try:
-                slot = 0
-                for plan, timeline in group:
-                    frame_at = render_frames(timeline, plan, config=config, timer=timer)
-                    base = slot * SAMPLES_PER_FRAME
-                    for ev in timeline.events:
-                        line_id = f"R{slot}.{ev.index}"
-                        writer.line_started(line_id, ev.speaker, ev.text, base + ev.start_sample)
-                        writer.line_ended(line_id, base + ev.end_sample, interrupted=False)
-                    for k in range(timeline.n_frames):
-                        writer.video(slot + k, av.VideoFrame.from_ndarray(frame_at(k, None), format="rgb24"))
-                        writer.audio(base + k * SAMPLES_PER_FRAME, timeline.audio[k * SAMPLES_PER_FRAME : (k + 1) * SAMPLES_PER_FRAME])
-                        bar.update(1)
-                    slot += timeline.n_frames
-                take = writer.finish(slot)
+                take = write_take(writer, group, config=config, timer=timer, on_frame=lambda: bar.update(1))
             except BaseException:
                 writer.abort(note="render failed")
                 store.delete("take", take.id)

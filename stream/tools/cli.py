@@ -15,6 +15,7 @@ from lipsync.script import ScriptError
 from lipsync.timeline import TimelineError
 from stream.media.mp4 import OutputError
 from stream.tools.episode_cli import add_parser as add_episode_parser
+from stream.tools.series_cli import add_parser as add_series_parser
 
 if TYPE_CHECKING:
     from lipsync.script import Script
@@ -149,6 +150,11 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         from stream.tools.bench_soak import bench_soak
 
         report = bench_soak(cycles=args.cycles, minutes=args.minutes)
+    elif args.what == "series":
+        from stream.tools.bench_series import bench_series
+
+        width, height = args.size
+        report = bench_series(seconds=args.seconds, width_px=width, height_px=height)
     elif args.what == "model":
         from stream.tools.bench_model import bench_shipped_model
 
@@ -285,7 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=_cmd_serve)
 
     bench = sub.add_parser("bench", help="print measured figures as JSON")
-    bench.add_argument("what", choices=["render", "stream", "export", "audio", "model", "soak"])
+    bench.add_argument("what", choices=["render", "stream", "export", "audio", "model", "soak", "series"])
     bench.add_argument("--neural-weights", default=None, metavar="DIR", help="model: models to bench (default: shipped)")
     bench.add_argument("--backend", choices=["rig", "neural"], default="rig", help="stream: mouths by the rig or the neural model")
     bench.add_argument("--plot", default="bench_model.png", help="model: where to write the plot PNG")
@@ -347,6 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
     animate.set_defaults(func=_cmd_avatar_animate)
 
     add_episode_parser(sub)
+    add_series_parser(sub)
     return parser
 
 
