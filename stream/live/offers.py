@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.exceptions import OperationError
+from aiortc.mediastreams import MediaStreamTrack
 
 from stream.errors import OfferError
 from stream.live.ice import keep_local_candidates
@@ -54,6 +55,21 @@ async def make_answer(pc: RTCPeerConnection) -> RTCSessionDescription:
     if pc.localDescription is None:
         raise OfferError("the SDP offer cannot be answered: no local description was made")
     return pc.localDescription
+
+
+async def answer_viewer(
+    pc: RTCPeerConnection, sdp: str, *, video: MediaStreamTrack, audio: MediaStreamTrack, local_only: bool
+) -> RTCSessionDescription:
+    """Answer an offer that receives the scene: ``video`` always (the offer must ask for it),
+    ``audio`` when it asks for that too; ``OfferError`` naming what is wrong otherwise."""
+    await set_remote_offer(pc, sdp, local_only=local_only)
+    kinds = {t.kind for t in pc.getTransceivers()}
+    if "video" not in kinds:
+        raise OfferError("the offer has no video; add a recvonly video transceiver")
+    pc.addTrack(video)
+    if "audio" in kinds:
+        pc.addTrack(audio)
+    return await make_answer(pc)
 
 
 def check_offer(sdp: str) -> None:

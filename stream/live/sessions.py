@@ -21,7 +21,7 @@ from stream.live.config import ServerConfig
 from stream.live.engine import Engine
 from stream.live.expiry import ConnectionWatch
 from stream.live.inputs.bindings import InputHub, SessionInputs
-from stream.live.offers import check_offer, make_answer, set_remote_offer
+from stream.live.offers import answer_viewer, check_offer
 from stream.live.scene import LiveScene
 from stream.live.session import Session, TakeDesk
 
@@ -93,14 +93,9 @@ class SessionManager:
             logger.info("session %s: connection %s", session.id, pc.connectionState)
 
         try:
-            await set_remote_offer(pc, sdp, local_only=self.config.is_loopback)
-            kinds = {t.kind for t in pc.getTransceivers()}
-            if "video" not in kinds:
-                raise OfferError("the offer has no video; add a recvonly video transceiver")
-            pc.addTrack(session.video)
-            if "audio" in kinds:
-                pc.addTrack(session.audio)
-            answer = await make_answer(pc)
+            answer = await answer_viewer(
+                pc, sdp, video=session.video, audio=session.audio, local_only=self.config.is_loopback
+            )
         except Exception:
             await self.close(session.id)
             raise

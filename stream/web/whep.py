@@ -34,9 +34,9 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
 from avatar.sets import check_set_name
-from stream.errors import ClientError, OfferError
+from stream.errors import ClientError
 from stream.live.expiry import ConnectionBounds, ConnectionWatch
-from stream.live.offers import make_answer, set_remote_offer
+from stream.live.offers import answer_viewer
 from stream.live.session import Session
 from stream.live.sessions import SessionManager
 from stream.web.auth import require_session, token_guard
@@ -120,14 +120,9 @@ class WhepViewers:
         pc = RTCPeerConnection()
         viewer = Viewer(f"v{secrets.token_hex(6)}", session, pc)
         try:
-            await set_remote_offer(pc, sdp, local_only=loopback)
-            kinds = {t.kind for t in pc.getTransceivers()}
-            if "video" not in kinds:
-                raise OfferError("the offer has no video; add a recvonly video transceiver")
-            pc.addTrack(viewer.video_track)
-            if "audio" in kinds:
-                pc.addTrack(viewer.audio_track)
-            answer = await make_answer(pc)
+            answer = await answer_viewer(
+                pc, sdp, video=viewer.video_track, audio=viewer.audio_track, local_only=loopback
+            )
         except BaseException:
             await pc.close()
             raise
