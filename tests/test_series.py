@@ -5,16 +5,13 @@ the same script gives the same decoded frames, the same samples and the same lin
 planted through a fault folder (``stream.batch.tasks.claim_fault``): a file reading ``raise``
 makes one task attempt raise, ``exit`` kills its worker process.
 
-Samples: espeak-ng seeds its random generator (voice jitter) from the clock's second unless
-``espeak_ng_SetRandSeed`` is called after each load, so until ``lipsync/espeak.py`` does, the
-same line synthesised in another second (another process, here) differs in its samples, never in
-its timing. Until then the samples are compared by length and line timing, and
-``test_batch_samples_are_the_single_process_samples`` is an expected failure.
+Samples: espeak-ng would seed its voice jitter from the clock's second; ``lipsync/espeak.py``
+gives it one fixed seed, so the same line said in another second, by another process, gives the
+same samples.
 """
 
 from __future__ import annotations
 
-import inspect
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,7 +20,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-import lipsync.espeak
 from stream.batch.driver import BatchReport, export_series, render_series
 from stream.batch.plan import parse_mark, plan_export, plan_render, read_entries
 from stream.batch.runners import PoolRunner, Runner, run_tasks
@@ -42,7 +38,6 @@ SCRIPTS = {
     "ep04.txt": "OMAR: Good night.\nSAM: Night.\n",
 }
 Decoded = dict[str, list[tuple[str, np.ndarray, np.ndarray, list[str]]]]  # episode -> scenes in order
-ESPEAK_SEEDED = "espeak_ng_SetRandSeed" in inspect.getsource(lipsync.espeak)
 
 
 class InlineRunner:
@@ -101,7 +96,7 @@ def _decode(store: Store, series_id: str) -> Decoded:
     return out
 
 
-def _assert_same(got: Decoded, want: Decoded, *, samples: bool = ESPEAK_SEEDED) -> None:
+def _assert_same(got: Decoded, want: Decoded, *, samples: bool = True) -> None:
     assert list(got) == list(want)
     for name in want:
         assert [s[0] for s in got[name]] == [s[0] for s in want[name]], name
@@ -408,8 +403,6 @@ def test_ray_batch_renders_what_one_process_renders_retries_and_skips(
         store.close()
 
 
-@pytest.mark.xfail(not ESPEAK_SEEDED, reason="espeak-ng seeds its voice jitter from the clock: lipsync/espeak.py "
-                   "should call espeak_ng_SetRandSeed after each load", strict=False)
 def test_batch_samples_are_the_single_process_samples(tmp_path: Path, scripts: Path, reference: Decoded) -> None:
     import time
 

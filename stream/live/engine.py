@@ -61,26 +61,6 @@ class Engine:
         self.render_executor.shutdown(wait=True, cancel_futures=True)
 
 
-_M_ARENA_MAX = -8  # glibc's malloc.h
-
-
-def limit_malloc_arenas(max_arenas: int = 2) -> bool:
-    """Let glibc's malloc keep at most ``max_arenas`` arenas; True when it took the setting.
-
-    Call it first thing in a server process, before its worker threads start. By default glibc
-    gives threads up to 8 arenas per core, and each keeps the high-water mark of the frames that
-    passed through it: one streaming session's RSS grew 79 MB in its first minute, and 4 MB
-    with 2 arenas, for the same CPU (``talkie bench soak``; the same as ``MALLOC_ARENA_MAX=2``).
-    Does nothing (False) where the C library has no ``mallopt``."""
-    libc = _libc()
-    mallopt = getattr(libc, "mallopt", None) if libc is not None else None
-    if mallopt is None:
-        return False
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    mallopt.restype = ctypes.c_int
-    return bool(mallopt(_M_ARENA_MAX, max_arenas))
-
-
 def _libc() -> ctypes.CDLL | None:
     name = ctypes.util.find_library("c")
     try:

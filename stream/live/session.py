@@ -295,7 +295,8 @@ class Session:
             return
         self._closed.set()
         if self.inputs is not None:
-            await self.inputs.close()
+            inputs, self.inputs = self.inputs, None  # it holds our callbacks: no cycle to wait on
+            await inputs.close()
         if self.recordings is not None and self.recordings.active(self.id) is not None:
             try:
                 await self.recordings.stop(self, wait=False)  # the take keeps what streamed
