@@ -3,7 +3,8 @@
 jaw_open sets the gap between the lips, width how far apart the corners are, round narrows and
 thickens the lips into an O; upper/lower teeth, tongue and lip tuck fill the opening with the
 fixed interior colours of ``avatar.colors`` (flat, so the opening can be measured from pixels).
-``sil`` and ``PP`` are fully closed: no interior pixel at all.
+``sil`` and ``PP`` are fully closed: no interior pixel at all. ``blend_shapes`` gives the
+mouth between two visemes (what live audio asks for: any opening, not a handful of sprites).
 """
 
 from __future__ import annotations
@@ -23,6 +24,17 @@ MOUTH_EXTENT_UNITS = (-8.0, -4.2, 8.0, 6.6)
 
 _MAX_MIN_GAP = 1.8  # design units: beyond this the mouth would outgrow the face
 _LEAST_OPEN = min(m.jaw_open for m in MOUTH_SHAPES.values() if m.jaw_open > 0)
+
+
+def blend_shapes(a: MouthShape, b: MouthShape, t: float) -> MouthShape:
+    """The mouth part way (``t`` 0..1) from shape ``a`` to shape ``b``: every articulation
+    interpolated, so the in-between is one mouth opened by the in-between jaw (not two drawings
+    faded over each other, which shows a ghost of the wider one and measures as the narrower)."""
+    t = min(1.0, max(0.0, float(t)))
+    return MouthShape(**{
+        f: (1.0 - t) * getattr(a, f) + t * getattr(b, f)
+        for f in ("jaw_open", "width", "round", "upper_teeth", "lower_teeth", "tongue", "lip_tuck")
+    })
 
 
 def _half_width(m: MouthShape) -> float:
@@ -64,7 +76,7 @@ def draw_mouth(
     a_top = gap * (0.26 + 0.2 * shape.round)
     a_bot = gap - a_top
     t_up = 0.85 + 0.7 * shape.round
-    t_lo = (1.05 + 0.8 * shape.round) * (0.55 if shape.lip_tuck > 0 else 1.0)
+    t_lo = (1.05 + 0.8 * shape.round) * (0.55 if shape.lip_tuck > 0.5 else 1.0)
     n = 40
 
     def lift(u: float) -> float:
@@ -106,7 +118,7 @@ def draw_mouth(
     if shape.upper_teeth > 0.0:
         # teeth never fill the whole opening: a dark gap always shows (and is what gets measured)
         depth = shape.upper_teeth * min(
-            1.35, 0.45 * gap + 0.5, (0.6 if shape.lip_tuck > 0 else 0.5) * gap
+            1.35, 0.45 * gap + 0.5, (0.6 if shape.lip_tuck > 0.5 else 0.5) * gap
         )
         c.fill(c.clip(c.rect(cx - hw, top_y - 2.0, cx + hw, top_y + depth), opening), TEETH_RGB)
     if shape.lower_teeth > 0.0:

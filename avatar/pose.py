@@ -1,7 +1,7 @@
 """``Pose``: what a character's face and body do on one frame, and how poses are quantized.
 
 Renderers cache by the quantized pose, so two poses that quantize alike render identically:
-mouth blends in steps of 1/4, eyes open/half/closed, gaze and brows in five steps each, head
+mouth blends in steps of 1/8, eyes open/half/closed, gaze and brows in five steps each, head
 offsets in whole pixels.
 """
 
@@ -13,7 +13,7 @@ import numpy as np
 
 from lipsync.visemes import N_VISEMES, SIL
 
-MOUTH_BLEND_STEPS = 4
+MOUTH_BLEND_STEPS = 8
 MouthKey = tuple[int, int, int]
 """(viseme a, viseme b, q) with a <= b; b's weight is q / MOUTH_BLEND_STEPS; pure: (a, a, 0)."""
 

@@ -5,13 +5,14 @@ Per 10 ms hop at 16 kHz (``lipsync.features``):
 1. **Voice activity** (``lipsync.vad``): silero-vad with hysteresis and a hangover. While the
    gate is shut the frame's mouth is ``None`` (closed, not speaking): noise never opens it.
 2. **Openness** from the speech-band level (150-4000 Hz) between a tracked noise floor and a
-   tracked speech peak, on an amplitude scale: 0 at the floor (+6 dB), 1 at the peak. It
-   follows the acoustic envelope, whatever the language or loudness.
+   slowly falling speech peak, on an amplitude scale: 0 at the floor (+6 dB), 1 at 2 dB under
+   the peak (``LevelConfig``). It follows the acoustic
+   envelope, whatever the language or loudness.
 3. **Shape** (optional): a small network (``ShapeNet``) trained by the project on espeak-ng
    speech with known visemes, noise and reverberation (``lipsync.audio_mouth_train``), reads
    150 ms of log-mel context and 20 ms ahead and says which viseme the mouth is making (lips
-   rounded, spread, closed for p/b/m, ...). The shape is then scaled so the jaw opens as much
-   as the openness says. Without a model, the mouth climbs a ladder of visemes by openness.
+   rounded, spread, closed for p/b/m, ...). The strongest shape is then blended with rest or
+   "aa" so the jaw opens exactly as much as the openness says. Without a model, the mouth climbs a ladder of visemes by openness.
 
 Each hop is decided once ``lookahead_hops`` hops past it have arrived (20 ms); a 40 ms frame is
 any four consecutive hops (``frame_weights``). Decisions depend only on the samples, never on
@@ -42,20 +43,35 @@ from lipsync.visemes import JAW_OPEN, N_VISEMES, SIL, VISEME_INDEX
 FRAME_SAMPLES_16K = HOP_SAMPLES * HOPS_PER_FRAME  # 640
 _LADDER = tuple((VISEME_INDEX[v], JAW_OPEN[VISEME_INDEX[v]]) for v in ("sil", "ih", "E", "aa"))
 _AA = VISEME_INDEX["aa"]
+_PARTIAL_WINDOW_HOPS = 2  # hops whose 25 ms window starts before sample 0
 
 
 @dataclass(frozen=True, slots=True)
 class LevelConfig:
-    """How loudness becomes openness (levels in dB of the speech band's power)."""
+    """How loudness becomes openness (levels in dB of the speech band's power).
+
+    Openness is the level on an amplitude scale from the noise floor (+``floor_margin_db``) to
+    ``wide_below_peak_db`` under the speech peak. The peak is held, falling slowly
+    (``peak_decay_db_per_s``), so one voice keeps one scale and openness follows loudness within
+    speech. It starts ``start_range_db`` over the first floor (at least ``start_peak_db``) and
+    never stays more than ``peak_headroom_db`` above the loudest recent speech (which falls at
+    ``recent_decay_db_per_s``), so a first word, a noisy room or a
+    voice that got quieter is not drawn too small for long. Chosen on augmented espeak-ng speech;
+    ``talkie bench audio`` measures real recordings, which were never used to choose."""
 
     band_low_hz: float = 150.0
     band_high_hz: float = 4_000.0
     floor_margin_db: float = 6.0
     min_range_db: float = 15.0
-    peak_decay_db_per_s: float = 6.0
     floor_rise_per_hop: float = 0.03
     floor_fall_per_hop: float = 0.3
     floor_creep_per_hop: float = 0.0005
+    peak_decay_db_per_s: float = 1.0
+    wide_below_peak_db: float = 2.0
+    start_range_db: float = 30.0
+    start_peak_db: float = 20.0
+    recent_decay_db_per_s: float = 12.0
+    peak_headroom_db: float = 9.0
 
 
 Estimator = Literal["signal", "network", "hybrid"]
@@ -85,22 +101,33 @@ class LevelTracker:
         self.config = config
         self.floor_db: float | None = None
         self.peak_db = 0.0
+        self.recent_db = 0.0  # the loudest recent speech, falling fast
+        self._hops = 0
 
     def update(self, level_db: float, *, speech: bool) -> tuple[float, float]:
         cfg = self.config
+        self._hops += 1
+        if self._hops <= _PARTIAL_WINDOW_HOPS:  # the first windows reach back before the signal
+            return 0.0, -cfg.min_range_db
         if self.floor_db is None:
-            self.floor_db, self.peak_db = level_db, level_db + cfg.min_range_db
+            self.floor_db = level_db
+            self.peak_db = max(level_db + cfg.start_range_db, cfg.start_peak_db)
+            self.recent_db = self.peak_db - cfg.peak_headroom_db
         floor = self.floor_db
         if not speech:
             rate = cfg.floor_rise_per_hop if level_db > floor else cfg.floor_fall_per_hop
             floor += rate * (level_db - floor)
-        else:
-            floor += cfg.floor_creep_per_hop * (level_db - floor)
-            self.peak_db = max(level_db, self.peak_db - cfg.peak_decay_db_per_s * HOP_SAMPLES / 16_000)
+        else:  # a quieter moment within speech still shows the floor is lower (speech at the start)
+            floor += (cfg.floor_fall_per_hop if level_db < floor else cfg.floor_creep_per_hop) * (level_db - floor)
+            hop_s = HOP_SAMPLES / 16_000
+            self.peak_db = max(level_db, self.peak_db - cfg.peak_decay_db_per_s * hop_s)
+            self.recent_db = max(level_db, self.recent_db - cfg.recent_decay_db_per_s * hop_s)
+            self.peak_db = min(self.peak_db, self.recent_db + cfg.peak_headroom_db)
         self.peak_db = max(self.peak_db, floor + cfg.min_range_db)
         self.floor_db = floor
         lo = floor + cfg.floor_margin_db
-        amp, lo_amp, hi_amp = 10 ** (level_db / 20), 10 ** (lo / 20), 10 ** (self.peak_db / 20)
+        hi = max(lo + 1.0, self.peak_db - cfg.wide_below_peak_db)
+        amp, lo_amp, hi_amp = 10 ** (level_db / 20), 10 ** (lo / 20), 10 ** (hi / 20)
         openness = min(1.0, max(0.0, (amp - lo_amp) / (hi_amp - lo_amp)))
         return openness, level_db - self.peak_db
 
@@ -196,14 +223,14 @@ def ladder_weights(openness: float) -> np.ndarray:
 
 
 def shaped_weights(openness: float, shape: np.ndarray) -> np.ndarray:
-    """The shape's visemes (without rest), blended with rest or with "aa" so the jaw opens by
-    ``openness``: quiet makes the shape smaller, loud opens it further."""
+    """The shape's strongest viseme (not rest), blended with rest or with "aa" so the jaw opens by
+    ``openness``: quiet makes the shape smaller, loud opens it further. Two visemes at most, so a
+    renderer that draws the two strongest (the rig) shows exactly this opening."""
     s = np.asarray(shape, np.float32).copy()
     s[SIL] = 0.0
-    total = float(s.sum())
-    if total <= 1e-6:
+    if float(s.sum()) <= 1e-6:
         return ladder_weights(openness)
-    s /= total
+    s = np.eye(N_VISEMES, dtype=np.float32)[int(np.argmax(s))]
     jaw = float(s @ np.asarray(JAW_OPEN, np.float32))
     o = min(1.0, max(0.0, openness))
     if jaw <= 1e-3:  # a closed shape (p, b, m) cannot open: the ladder decides
@@ -230,12 +257,14 @@ class HopDecision:
     """What the tracker decided about one 10 ms hop, once its lookahead had arrived.
 
     ``speech`` is the voice gate as of the end of the lookahead; ``shape`` the network's
-    viseme probabilities (None without a network)."""
+    viseme probabilities (None without a network); ``bands_db`` the hop's log-mel row (n_mels,),
+    what ``lipsync.crosstalk`` compares between the inputs of one room."""
 
     openness: float
     shape: np.ndarray | None
     speech: bool
     prob: float
+    bands_db: np.ndarray | None = None
 
 
 def frame_weights(hops: Sequence[HopDecision], estimator: Estimator) -> np.ndarray | None:
@@ -290,6 +319,7 @@ class MouthTracker:
         self._samples_16k = 0
         # Hops analysed but not yet decided, index = hop - self._hop_base.
         self._open: list[float] = []
+        self._rows: list[np.ndarray] = []  # log-mel rows
         self._feat: list[np.ndarray] = []  # network inputs (with a network)
         self._hop_base = 0
         self._context = self._shape.config.context_hops if self._shape is not None else 0
@@ -311,6 +341,7 @@ class MouthTracker:
         if rows.shape[0]:
             openness, rel, _ = self._analyser.add_rows(rows)
             self._open.extend(openness.tolist())
+            self._rows.extend(rows)
             if self._shape is not None:
                 self._feat.extend(hop_features(rows, rel))
         return self._decide()
@@ -331,10 +362,11 @@ class MouthTracker:
         out = []
         for i in range(ready):
             speech, prob = self._analyser.gate_at((self._hop_base + i + look + 1) * HOP_SAMPLES)
-            out.append(HopDecision(self._open[i], shapes[i], speech, prob))
+            out.append(HopDecision(self._open[i], shapes[i], speech, prob, self._rows[i]))
         if self._context:
             self._past = (self._past + self._feat[:ready])[-self._context :]
         del self._open[:ready]
+        del self._rows[:ready]
         del self._feat[:ready]
         self._hop_base += ready
         self._analyser.forget_before(self._hop_base * HOP_SAMPLES)

@@ -71,13 +71,17 @@ def test_decisions_do_not_depend_on_chunking(models: AudioModels, utterance: np.
             assert np.allclose(fa.weights, fb.weights, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["en_jfk_16k.wav", "zh_aishell_16k.wav"])
+@pytest.mark.parametrize(
+    "name", ["en_jfk_16k.wav", "zh_aishell_16k.wav", "grid_bbaf2n.mpg", "grid_lbbc2a.mpg", "grid_swiz3n.mpg"]
+)
 def test_real_speech_mouth_follows_the_envelope_at_zero_lag(models: AudioModels, name: str) -> None:
+    # Real voices the estimator was never tuned on (its settings were chosen on augmented espeak-ng).
     figures = recording_figures(real_recording(name), models)
     print(f"\n{name}: " + ", ".join(f"{e} r={figures[e]['correlation']} lag={figures[e]['best_lag_frames']}" for e in ESTIMATORS))
     chosen = figures[models.config.mouth.estimator]
-    assert chosen["correlation"] > 0.85
-    assert abs(chosen["best_lag_frames"]) <= 1
+    assert chosen["correlation"] >= 0.9
+    assert chosen["best_lag_frames"] == 0
+    assert figures["rig"]["distinct_mouth_drawings"] >= 10  # many mouths, not a handful of sprites
     # The shipped choice measures at least as well as the plain signal estimator.
     assert chosen["correlation"] >= figures["signal"]["correlation"] - 0.01
 

@@ -8,8 +8,15 @@ Figures (JSON):
   here), and the input's constant voice delay (``voice_ms``: every sample, mouth and voice alike).
   ``end_to_end_ms`` is the same onset through a real loopback WHIP publisher and a viewer: it
   adds Opus and VP8 coding and both peers' jitter buffers.
-- ``recordings``: per real recording (../shared/testdata), correlation of mouth opening with the
-  speech envelope (frame RMS) and the best-matching lag in frames, for each estimator.
+- ``recordings``: per real recording (every audio or video file in ../shared/testdata),
+  correlation of mouth opening with the speech envelope (frame RMS) and the best-matching lag in
+  frames, for each estimator; and ``rig``: what the rig shows for that voice (the default
+  estimator): how many distinct mouth drawings and pixel-measured mouth heights, and the
+  pixel-measured opening's correlation with the envelope.
+- ``crosstalk``: two microphones in one room, each hearing the other voice at -20 and -15 dB
+  (``stream.tools.bench_crosstalk``): ``leakage_pct`` with the session's room and without it,
+  on two espeak-ng voices and on a conversation cut from the real recordings. With
+  ``--conversation TALK.wav --rttm TALK.rttm``: only these figures, for that recording.
 - ``cpu``: worker-thread CPU per second of live audio per input, and the share of one core.
 """
 
@@ -30,12 +37,27 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from lipsync.audio import resample
 from lipsync.audio_mouth import ESTIMATORS, AudioMouthConfig, jaw_of, track_mouth
+from lipsync.conversation import speaker_tracks
 from lipsync.timebase import SAMPLE_RATE_HZ, SAMPLES_PER_FRAME
 from stream.live.inputs.audio_input import AudioInput, AudioModels, InputConfig, decode_audio
+from stream.tools.bench_crosstalk import (
+    bleed_figures,
+    conversation_figures,
+    cut_testdata_conversation,
+    espeak_figures,
+)
 
 PACKET_SAMPLES = 960  # 20 ms
 TESTDATA = Path(__file__).resolve().parents[3] / "shared" / "testdata"
-RECORDINGS = ("en_jfk_16k.wav", "zh_aishell_16k.wav")
+MEDIA_SUFFIXES = (".wav", ".mp3", ".ogg", ".opus", ".flac", ".m4a", ".mpg", ".mp4", ".webm")
+RIG_HEIGHT_PX = 512
+
+
+def recordings(testdata: Path = TESTDATA) -> list[Path]:
+    """Every audio or video file of the real test material (none when it is absent)."""
+    if not testdata.is_dir():
+        return []
+    return sorted(p for p in testdata.iterdir() if p.suffix.lower() in MEDIA_SUFFIXES)
 
 
 class PcmTrack(MediaStreamTrack):
@@ -218,7 +240,31 @@ def recording_figures(path: Path, models: AudioModels) -> dict[str, Any]:
         lags = lag_correlation(jaw, envelope)
         best = max(lags, key=lambda lag: lags[lag])
         out[estimator] = {"correlation": round(lags[0], 3), "best_lag_frames": best, "best_correlation": round(lags[best], 3)}
+        if estimator == models.config.mouth.estimator:
+            out["rig"] = rig_figures([f.weights for f in frames], envelope)
     return out
+
+
+def rig_figures(weights: list[np.ndarray | None], envelope: np.ndarray) -> dict[str, Any]:
+    """What the rig shows for these mouth frames (a built-in character, sprite ``RIG_HEIGHT_PX``
+    high): distinct mouth drawings, distinct pixel-measured openings, and how the measured
+    opening follows the speech envelope."""
+    from avatar.measure import mouth_opening
+    from avatar.pose import Pose, pose_mouth_from_weights
+    from avatar.rig import RigCharacter
+    from avatar.spec import Cast
+
+    rig = RigCharacter(Cast.builtin().resolve("MAYA"), height_px=RIG_HEIGHT_PX)
+    box = rig.mouth_box()
+    poses = [Pose(mouth=pose_mouth_from_weights(w)) if w is not None else Pose() for w in weights]
+    opening = np.array([mouth_opening(np.ascontiguousarray(rig.render(p)[..., :3]), box) for p in poses])
+    keys = {p.mouth_key() for p in poses}
+    r = float(np.corrcoef(opening, envelope)[0, 1]) if opening.std() > 0 else 0.0
+    return {
+        "distinct_mouth_drawings": len(keys),
+        "distinct_mouth_heights_px": len(np.unique(np.round(opening * (box[3] - box[1])).astype(int))),
+        "pixel_correlation": round(r, 3),
+    }
 
 
 def bench_cpu(models: AudioModels, pcm: np.ndarray) -> dict[str, float]:
@@ -231,10 +277,10 @@ def bench_cpu(models: AudioModels, pcm: np.ndarray) -> dict[str, float]:
         source.frame(k)
         k += 1
     produce_ms = 1000 * (time.thread_time() - t0) / max(1, k)
-    per_s = source.stats.as_dict()["cpu_ms_per_s"]
+    per_s = float(source.stats.as_dict()["cpu_ms_per_s"] or 0.0)
     return {
         "feed_cpu_ms_per_audio_s": per_s,
-        "core_share_per_input": round(float(per_s) / 1000, 4),
+        "core_share_per_input": round(per_s / 1000, 4),
         "frame_call_ms": round(produce_ms, 3),
     }
 
@@ -291,8 +337,14 @@ async def _end_to_end(models: AudioModels) -> dict[str, Any]:
         engine.close()
 
 
-def bench_audio(*, end_to_end: bool = True) -> dict[str, Any]:
+def bench_audio(
+    *, end_to_end: bool = True, conversation: Path | None = None, rttm: Path | None = None
+) -> dict[str, Any]:
     models = AudioModels.load(config=InputConfig())
+    if conversation is not None or rttm is not None:
+        if conversation is None or rttm is None:
+            raise ValueError("a conversation needs both the recording and its RTTM file")
+        return conversation_figures(conversation, rttm, models)
     report: dict[str, Any] = {
         "estimator": models.config.mouth.estimator,
         "input_delay_ms": round(models.config.delay_ms, 1),
@@ -300,11 +352,16 @@ def bench_audio(*, end_to_end: bool = True) -> dict[str, Any]:
     }
     if end_to_end:
         report["latency"]["loopback_whip"] = asyncio.run(_end_to_end(models))
-    report["recordings"] = {
-        name: recording_figures(TESTDATA / name, models) if (TESTDATA / name).is_file() else "absent"
-        for name in RECORDINGS
+    files = recordings()
+    report["recordings"] = {path.name: recording_figures(path, models) for path in files} or "absent"
+    talk = cut_testdata_conversation(TESTDATA, models)
+    report["crosstalk"] = {
+        "espeak_two_voices": espeak_figures(models),
+        "testdata_conversation": (
+            bleed_figures(speaker_tracks(talk[0], talk[1]), talk[1], models) if talk is not None else "absent"
+        ),
     }
-    speech = next((TESTDATA / n for n in RECORDINGS if (TESTDATA / n).is_file()), None)
+    speech = next((p for p in files if p.suffix == ".wav"), None)
     pcm = decode_audio(speech, config=models.config) if speech else resample(bursts()[0], from_hz=SAMPLE_RATE_HZ)
     report["cpu"] = bench_cpu(models, pcm)
     return report

@@ -10,6 +10,10 @@ resampling filter) have arrived; playback starts when a further ``jitter_ms`` ma
 arrived (rounded up to a 10 ms hop), and from then on every sample is played
 ``D = 40 + 20 + 1 + jitter_ms + 0..10`` ms after it came in (71-81 ms), mouth and voice alike.
 
+Inputs of one session share a ``Room`` (``stream.live.inputs.room``): each frame, the room takes
+every input's hops and decides which carry another input's voice (cross-talk), so a character
+whose microphone only hears the other person keeps its mouth shut, at no extra delay.
+
 Buffer policy (live): underflow → silence and a closed mouth, counted, then wait for the
 margin again; more than ``max_lag_ms`` behind (a network burst, a sender's fast clock) → skip
 hops back to the margin, counted. Files play every frame in order and never skip.
@@ -22,9 +26,9 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 import av
 import numpy as np
@@ -41,6 +45,7 @@ logger = logging.getLogger(__name__)
 InputKind = Literal["mic", "whip", "file"]
 _HOP_48K = SAMPLES_PER_FRAME // HOPS_PER_FRAME  # 480: one 10 ms analysis hop
 _LOOKAHEAD_SAMPLES = SAMPLES_PER_FRAME // 2  # 20 ms: the tracker's two hops
+_AHEAD_HOPS = 2  # decided hops after a frame that the room may look at (no extra delay)
 
 
 class InputError(ClientError):
@@ -86,19 +91,42 @@ class AudioModels:
         return MouthTracker(vad=self.vad, shape=self.shape, config=self.config.mouth)
 
 
+class Room(Protocol):
+    """Where the inputs of one session are heard together (``stream.live.inputs.room.Room``)."""
+
+    def frame(self, source: AudioInput, k: int) -> tuple[np.ndarray, np.ndarray | None]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PlayedFrame:
+    """What an input plays in one frame: 1920 samples and their four decided hops (none while
+    it waits or has run dry), plus up to two decided hops after them."""
+
+    audio: np.ndarray
+    hops: tuple[HopDecision, ...]
+    ahead: tuple[HopDecision, ...]
+
+
 @dataclass
 class InputStats:
+    """``bleed_frames``: frames whose voice gate was open but whose voice was another input's
+    (mouth kept shut); ``bleed_db``: how much quieter the loudest other input's voice reaches
+    this one (learned in the room; None alone or before it was heard)."""
+
     frames_played: int = 0
     speech_frames: int = 0
+    bleed_frames: int = 0
+    bleed_db: float | None = None
     waiting_frames: int = 0
     underflows: int = 0
     skipped_hops: int = 0
     received_s: float = 0.0
     cpu_s: float = 0.0
 
-    def as_dict(self) -> dict[str, float | int]:
+    def as_dict(self) -> dict[str, float | int | None]:
         return {
             "frames_played": self.frames_played, "speech_frames": self.speech_frames,
+            "bleed_frames": self.bleed_frames, "bleed_db": self.bleed_db,
             "waiting_frames": self.waiting_frames, "underflows": self.underflows,
             "skipped_hops": self.skipped_hops, "received_s": round(self.received_s, 3),
             "cpu_ms_per_s": round(1000.0 * self.cpu_s / self.received_s, 2) if self.received_s else 0.0,
@@ -114,6 +142,7 @@ class AudioInput:
 
     def __init__(
         self, *, input_id: str, kind: InputKind, character: str, models: AudioModels, live: bool = True,
+        room: Room | None = None,
     ) -> None:
         self.id = input_id
         self.kind = kind
@@ -122,6 +151,9 @@ class AudioInput:
         self.config = models.config
         self.stats = InputStats()
         self.on_end: Callable[[AudioInput], None] | None = None
+        self.room = room
+        self.played_from = 0  # input sample of the last played frame's first sample
+        self._taken: tuple[int, PlayedFrame] | None = None  # producer thread only
         self._tracker = models.tracker()
         self._estimator = self.config.mouth.estimator
         self._lock = threading.Lock()
@@ -210,7 +242,16 @@ class AudioInput:
             return self._ended
 
     def frame(self, k: int) -> tuple[np.ndarray, np.ndarray | None]:
-        silence = np.zeros(SAMPLES_PER_FRAME, np.int16)
+        """Frame ``k``'s audio and mouth; in a ``Room`` the mouth also depends on the other inputs."""
+        if self.room is not None:
+            return self.room.frame(self, k)
+        return self.mouth(self.take(k), None)
+
+    def take(self, k: int) -> PlayedFrame:
+        """The hops and samples this input plays in frame ``k`` (taken once; asking again for the
+        same ``k`` gives the same frame)."""
+        if self._taken is not None and self._taken[0] == k:
+            return self._taken[1]
         end_now = False
         with self._lock:
             ready = self._hop_base + len(self._hops) - self._next >= HOPS_PER_FRAME
@@ -227,21 +268,36 @@ class AudioInput:
                 start = self._next * _HOP_48K - self._audio_base
                 audio = self._audio[start : start + SAMPLES_PER_FRAME].copy()
                 first = self._next - self._hop_base
-                weights = frame_weights(self._hops[first : first + HOPS_PER_FRAME], self._estimator)
+                hops = tuple(self._hops[first : first + HOPS_PER_FRAME])
+                ahead = tuple(self._hops[first + HOPS_PER_FRAME : first + HOPS_PER_FRAME + _AHEAD_HOPS])
+                self.played_from = self._next * _HOP_48K - self._tracker.delay_samples_48k
                 self._next += HOPS_PER_FRAME
                 self._trim()
                 self.stats.frames_played += 1
-                self.stats.speech_frames += weights is not None
-                result: tuple[np.ndarray, np.ndarray | None] = (audio, weights)
+                played = PlayedFrame(audio, hops, ahead)
             else:
-                result = (silence, None)
+                played = PlayedFrame(np.zeros(SAMPLES_PER_FRAME, np.int16), (), ())
                 if self._finished and not ready and not self._ended:
                     self._ended = end_now = True
                 elif not self._finished:
                     self.stats.waiting_frames += 1
+        self._taken = (k, played)
         if end_now and self.on_end is not None:
             self.on_end(self)
-        return result
+        return played
+
+    def mouth(self, played: PlayedFrame, own: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+        """(audio, weights) of a taken frame; ``own[i]`` False: hop i carries another input's voice
+        (its mouth stays shut for it). Counts the frame's speech and bleed."""
+        if not played.hops:
+            return played.audio, None
+        weights = frame_weights(played.hops, self._estimator)
+        if own is not None and not own.all() and weights is not None:
+            hops = [h if o else replace(h, openness=0.0, speech=False) for h, o in zip(played.hops, own, strict=True)]
+            weights = frame_weights(hops, self._estimator)
+            self.stats.bleed_frames += weights is None
+        self.stats.speech_frames += weights is not None
+        return played.audio, weights
 
 
 # -- decoding files -----------------------------------------------------------------------------

@@ -12,7 +12,9 @@ inputs to characters and ends them:
   of playback.
 
 Each input's feeding is sequential (its pump awaits each step) and runs in the hub's workers,
-never on the event loop. Events: ``input_bound`` and ``input_ended``.
+never on the event loop. Events: ``input_bound`` and ``input_ended``. The bound inputs share one
+``Room`` (cross-talk: a microphone that only hears another person keeps its character's mouth
+shut); ``stats()`` gives each input's ``bleed_frames`` and ``bleed_db``.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from stream.live.inputs.audio_input import (
     InputKind,
     decode_audio,
 )
+from stream.live.inputs.room import Room
 from stream.live.scene import LiveScene
 
 logger = logging.getLogger(__name__)
@@ -129,6 +132,7 @@ class SessionInputs:
         self._scene_event = scene_event
         self._executor = executor  # for binding: it may walk a character on (renders layers)
         self.inputs: dict[str, AudioInput] = {}
+        self.room = Room()  # cross-talk: whose voice each bound input really carries
         self._pcs: dict[str, RTCPeerConnection] = {}
         self._watches: dict[str, ConnectionWatch] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -170,7 +174,9 @@ class SessionInputs:
         models = self._models()
         self._check_room()
         name = self.character(character)
-        source = AudioInput(input_id=self.hub.new_id(), kind=kind, character=name, models=models, live=live)
+        source = AudioInput(
+            input_id=self.hub.new_id(), kind=kind, character=name, models=models, live=live, room=self.room
+        )
         loop = asyncio.get_running_loop()
 
         def on_end(ended: AudioInput) -> None:  # producer thread → event loop
@@ -184,6 +190,7 @@ class SessionInputs:
         except BaseException:
             self.inputs.pop(source.id, None)
             raise
+        self.room.join(source)
         self._emit({
             "type": "input_bound", "input_id": source.id, "kind": kind, "character": source.character,
             "delay_ms": round(source.delay_ms, 1),
@@ -205,6 +212,7 @@ class SessionInputs:
         if source is None:
             return False
         source.finish()
+        self.room.leave(source)
         self.scene.unbind_input(source.character)
         if self._mic_input is source:
             self._mic_input = None
