@@ -46,6 +46,8 @@ _PARAM_VOLUME = 2
 _PARAM_PITCH = 3
 _PARAM_RANGE = 4
 _EE_OK = 0
+_PHONEMES_IPA = 0x02
+_PHONEMES_TIE = 0x80  # join the letters of one phoneme with the character in bits 8-23
 _EE_NOT_FOUND = 2
 
 MAX_TEXT_CHARS = 5_000
@@ -181,6 +183,7 @@ class Espeak:
         self._callback = _SynthCallback(self._on_block)
         self._voice: VoiceSpec | None = None
         self._dirty = False
+        self._translated = False
         with self._lock:
             self._load()
 
@@ -216,6 +219,8 @@ class Espeak:
         lib.espeak_Terminate.restype = ctypes.c_int
         lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
         lib.espeak_ng_SetRandSeed.restype = None
+        lib.espeak_TextToPhonemes.argtypes = [ctypes.POINTER(ctypes.c_char_p), ctypes.c_int, ctypes.c_int]
+        lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
         options = _INIT_PHONEME_EVENTS | _INIT_PHONEME_IPA | _INIT_DONT_EXIT
         rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 100, self._home, options)
         if rate <= 0:
@@ -225,6 +230,7 @@ class Espeak:
         self._loaded.lib = lib
         self._voice = None
         self._dirty = False
+        self._translated = False
 
     @property
     def _lib(self) -> ctypes.CDLL | None:
@@ -276,7 +282,7 @@ class Espeak:
             raise ValueError(f"text is {len(text)} characters; the limit is {MAX_TEXT_CHARS}")
         data = text.encode("utf-8") + b"\0"
         with self._lock:
-            if self._dirty:
+            if self._dirty or self._translated:
                 self._load()
             self._set_voice(voice)
             assert self._lib is not None
@@ -308,3 +314,26 @@ class Espeak:
         self.stream(text, voice, sink)
         pcm = np.concatenate(blocks) if blocks else np.zeros(0, np.int16)
         return Speech(pcm=pcm, sample_rate_hz=self.sample_rate_hz, phonemes=tuple(phonemes), words=tuple(words))
+
+    def text_to_phonemes(self, text: str, language: str, *, tie: str = "^") -> str:
+        """The IPA of ``text`` as espeak-ng reads it in ``language``: words apart by spaces, stress
+        marks, and ``tie`` between the letters of one phoneme ("a^ɪ"). Punctuation is dropped.
+
+        The grapheme-to-phoneme half of espeak-ng alone, for another synthesiser to speak."""
+        if len(text) > MAX_TEXT_CHARS:
+            raise ValueError(f"text is {len(text)} characters; the limit is {MAX_TEXT_CHARS}")
+        buffer = ctypes.c_char_p(text.encode("utf-8"))
+        pointer = ctypes.pointer(buffer)
+        mode = _PHONEMES_IPA | _PHONEMES_TIE | (ord(tie) << 8)
+        pieces: list[str] = []
+        with self._lock:
+            if self._dirty:  # after a synthesis: translating needs no reload, but starts clean
+                self._load()
+            self._set_voice(VoiceSpec(language=language))
+            assert self._lib is not None
+            self._translated = True  # the next synthesis (not the next translation) starts afresh
+            while pointer.contents.value:
+                out = self._lib.espeak_TextToPhonemes(pointer, _CHARS_UTF8, mode)
+                if out:
+                    pieces.append(out.decode("utf-8", "replace"))
+        return " ".join(p.strip() for p in pieces if p.strip())

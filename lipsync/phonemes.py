@@ -1,8 +1,8 @@
-"""espeak-ng IPA phoneme names → visemes.
+"""IPA phoneme names (espeak-ng's, and the natural voice's in the same form) → visemes.
 
 espeak-ng reports phonemes as IPA strings with stress and length marks ("ˈaɪ", "ɜː") and, for
 some languages, its own ASCII additions ("ts.h" for Mandarin aspirated retroflex). We strip the
-marks, map diphthongs to two visemes, and fall back by the first recognisable symbol.
+marks (and Mandarin tone arrows), map diphthongs to two visemes, and fall back by the first recognisable symbol.
 """
 
 from __future__ import annotations

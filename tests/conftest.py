@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +11,10 @@ import pytest
 from lipsync.speech import SpeechEngine
 from stream.live.config import ServerConfig
 from stream.live.engine import Engine
+
+# Renders speak with espeak-ng unless a test asks for the natural voice (tests/test_voices_natural.py):
+# loading Kokoro costs seconds per speech engine and it speaks at ~2x real time on 2 cores.
+os.environ.setdefault("TALKIE_VOICE_BACKEND", "espeak")
 
 SHARED_TESTDATA = Path(__file__).resolve().parents[2] / "shared" / "testdata"
 

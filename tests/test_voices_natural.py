@@ -1,0 +1,361 @@
+"""The natural voice (Kokoro) next to espeak-ng: timing from the model's durations, mouths in sync,
+determinism, languages and their fallback, broken installs, distinct voices per character."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from avatar.spec import BUILTIN_CAST, Cast, auto_cast
+from lipsync.audio import frame_rms, to_float
+from lipsync.espeak import Espeak
+from lipsync.g2p import english_from_ipa, split_clauses
+from lipsync.kokoro import (
+    DURATION_UNIT_SAMPLES,
+    VOCAB,
+    KokoroConfig,
+    ModelCorruptError,
+    ModelMissingError,
+    read_model,
+    read_voice,
+)
+from lipsync.mouth_track import MouthTrackConfig
+from lipsync.natural import NaturalConfig, Turns, phoneme_events
+from lipsync.onnx_edit import OnnxEditError, add_output
+from lipsync.phonemes import visemes_for_phoneme
+from lipsync.speech import SpeechEngine
+from lipsync.streaming import StreamingUtterance
+from lipsync.timebase import SAMPLE_RATE_HZ, SAMPLES_PER_FRAME
+from lipsync.visemes import JAW_OPEN, SIL, VISEMES
+from lipsync.voices import VoiceSpec, auto_voice, natural_voice, voice_for_text
+from stream.live.control import ProtocolError, Say, parse_message
+from stream.store.cast import spec_from_json, spec_to_json
+
+TEXT = "Where were you last night? I waited for hours, Maya. Bob brought me maps."
+MAYA = VoiceSpec(backend="kokoro", voice_id="af_heart")
+
+
+@pytest.fixture(scope="module")
+def natural() -> Iterator[SpeechEngine]:
+    engine = SpeechEngine(voice_backend="natural")
+    if engine.natural() is None:
+        pytest.skip(f"the natural voice is not installed here ({engine.natural_error}); ./dev installs it")
+    yield engine
+
+
+# -- without the model ---------------------------------------------------------------------------
+
+
+def test_clauses_end_after_punctuation_but_not_after_titles_or_decimals() -> None:
+    assert split_clauses("I met Mr. Smith at 3.5 o'clock, e.g. today. Yes! No?") == [
+        "I met Mr. Smith at 3.5 o'clock,", "e.g. today.", "Yes!", "No?",
+    ]
+    assert split_clauses("他说：“好的。”然后走了！") == ["他说：", "“好的。”", "然后走了！"]
+
+
+def test_espeak_ipa_becomes_kokoro_symbols() -> None:
+    assert english_from_ipa("həlˈo^ʊ wˈe^ɪɾɚ", british=False) == "həlˈO wˈATəɹ"
+    assert english_from_ipa("həlˈə^ʊ", british=True) == "həlˈQ"
+    assert all(ch in VOCAB for ch in english_from_ipa("a^ɪ d^ʒ t^ʃ ɔ^ɪ a^ʊ", british=False))
+
+
+def test_marks_fold_into_their_phoneme_and_events_follow_the_durations() -> None:
+    # [pad, ˈ, ɑ, ː, ↓, " ", m, .,  pad]: 10 frames of start pad, 2 of them kept (shift 0).
+    frames = np.array([10, 1, 3, 1, 1, 2, 2, 4, 3])
+    trim = 8 * DURATION_UNIT_SAMPLES
+    events = phoneme_events("ˈɑː↓ m.", frames, trim_samples=trim)
+    labels = [(e.phoneme, e.start_sample // DURATION_UNIT_SAMPLES) for e in events]
+    # stress starts the vowel; length and tone extend it; space and "." are pauses; then the end pad.
+    assert labels == [("", 0), ("ˈɑː↓", 2), ("", 8), ("m", 10), ("", 12), ("", 16)]
+    assert (frames.sum() * DURATION_UNIT_SAMPLES - trim) // DURATION_UNIT_SAMPLES == 19
+
+
+def test_turns_go_to_the_oldest_line_first() -> None:
+    turns = Turns()
+    order: list[int] = []
+    first = turns.ticket()
+    tickets = [turns.ticket() for _ in range(4)]
+    gate = threading.Event()
+
+    def run(ticket: int) -> None:
+        with turns.turn(ticket):
+            order.append(ticket)
+
+    with turns.turn(first):  # hold the model while the others queue up, newest first
+        threads = [threading.Thread(target=run, args=(t,)) for t in reversed(tickets)]
+        for t in threads:
+            t.start()
+        gate.wait(0.2)
+    for t in threads:
+        t.join()
+    assert order == tickets
+
+
+def test_voice_specs_carry_backend_voice_and_speed_and_say_what_is_wrong() -> None:
+    with pytest.raises(ValueError, match="unknown natural voice 'xx_nobody'"):
+        VoiceSpec(backend="kokoro", voice_id="xx_nobody")
+    with pytest.raises(ValueError, match="speed must be 0.5..2.0"):
+        VoiceSpec(backend="kokoro", voice_id="af_heart", speed=3.0)
+    with pytest.raises(ValueError, match="backend must be one of espeak, kokoro"):
+        VoiceSpec(backend="festival")
+    maya = BUILTIN_CAST[0]
+    assert spec_from_json(maya.name, spec_to_json(maya)) == maya
+    old = spec_from_json("OLD", {"voice": {"language": "en-us", "variant": "f2"}})  # stored before natural voices
+    assert old.voice.backend == "espeak"
+
+
+def test_languages_map_to_natural_voices_or_fall_back() -> None:
+    assert natural_voice(MAYA) == "af_heart"
+    mandarin = natural_voice(voice_for_text(MAYA, "你好"))
+    assert mandarin is not None and mandarin.startswith("zf_")
+    assert natural_voice(voice_for_text(MAYA, "안녕하세요")) is None  # Korean: espeak-ng
+    british = natural_voice(replace(MAYA, language="en"))
+    assert british is not None and british.startswith("bf_")
+    assert natural_voice(MAYA.as_espeak()) is None
+    leo = Cast.builtin(language="cmn").resolve("LEO").voice
+    assert natural_voice(leo).startswith("zm_")  # type: ignore[union-attr]
+
+
+def test_every_character_has_its_own_natural_voice() -> None:
+    builtin = [spec.voice.voice_id for spec in BUILTIN_CAST]
+    assert all(spec.voice.backend == "kokoro" for spec in BUILTIN_CAST)
+    assert len(set(builtin)) == len(builtin)
+    names = ["ANNA", "BORIS", "CHEN", "DANA", "EMIL", "FARAH", "GUS", "HANA"]
+    auto = [auto_cast(n).voice for n in names]
+    # Hashed from the name, as the espeak-ng voices are: two names may meet (BORIS and HANA do).
+    assert len({(v.voice_id, v.speed) for v in auto}) >= len(names) - 1
+    assert not {v.voice_id for v in auto} & set(builtin)  # blends: never a built-in's voice
+    for name, voice in zip(names, auto, strict=True):
+        female = voice.variant.startswith("f")
+        assert all(part[1] == ("f" if female else "m") for part in voice.voice_id.split("+")), name
+        assert auto_voice(name) == auto_voice(name.lower())
+
+
+def test_say_and_script_may_ask_for_espeak() -> None:
+    (say,) = parse_message('{"type": "say", "speaker": "MAYA", "text": "Hi", "voice": "espeak"}')
+    assert isinstance(say, Say) and say.voice == "espeak"
+    (plain,) = parse_message('{"type": "say", "speaker": "MAYA", "text": "Hi"}')
+    assert isinstance(plain, Say) and plain.voice is None
+    lines = parse_message('{"type": "script", "text": "MAYA: Hi\\nLEO: Yo", "voice": "espeak"}')
+    assert [c.voice for c in lines if isinstance(c, Say)] == ["espeak", "espeak"]
+    with pytest.raises(ProtocolError, match="'voice' must be 'natural' or 'espeak'"):
+        parse_message('{"type": "say", "speaker": "MAYA", "text": "Hi", "voice": "robot"}')
+
+
+def test_a_missing_model_is_a_clear_error_and_espeak_speaks_instead(caplog: pytest.LogCaptureFixture) -> None:
+    with pytest.raises(ModelMissingError, match="no_such_part is not installed"):
+        read_model(KokoroConfig(model_parts=("no_such_part",)))
+    engine = SpeechEngine(voice_backend="natural", kokoro=KokoroConfig(model_parts=("no_such_part",)))
+    with caplog.at_level(logging.WARNING, logger="lipsync.speech"):
+        first = engine.say("Hello there.", MAYA)
+        engine.say("And again.", MAYA)
+    assert first.backend == "espeak" and first.n_samples > SAMPLE_RATE_HZ // 2
+    assert "no_such_part is not installed" in (engine.natural_error or "")
+    warnings = [r for r in caplog.records if "natural voices are unavailable" in r.getMessage()]
+    assert len(warnings) == 1  # said once, not per line
+
+
+def test_a_corrupt_model_or_voice_is_a_clear_error(tmp_path: Path) -> None:
+    model = tmp_path / "kokoro.onnx"
+    model.write_bytes(b"not a model" * 100)
+    with pytest.raises(ModelCorruptError, match="sha256"):
+        read_model(KokoroConfig(model_path=str(model)))
+    engine = SpeechEngine(voice_backend="natural", kokoro=KokoroConfig(model_path=str(model)))
+    assert engine.say("Hello.", MAYA).backend == "espeak"
+    assert "reinstall" in (engine.natural_error or "")
+    with pytest.raises(ModelMissingError, match="af_heart.bin is missing"):
+        read_voice(tmp_path, "af_heart")
+    (tmp_path / "af_heart.bin").write_bytes(b"\0" * 1000)
+    with pytest.raises(ModelCorruptError, match="af_heart.bin is damaged"):
+        read_voice(tmp_path, "af_heart")
+    with pytest.raises(OnnxEditError, match="no ONNX graph"):
+        add_output(b"\x08\x07", "/encoder/Clip_output_0")
+
+
+def test_espeak_switch_never_loads_the_model() -> None:
+    engine = SpeechEngine(voice_backend="espeak")
+    utt = engine.say("Hello there.", MAYA)
+    assert utt.backend == "espeak" and engine.natural() is None and engine.natural_error is None
+
+
+# -- with the model ------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_durations_add_up_to_the_audio(natural: SpeechEngine) -> None:
+    voices = natural.natural()
+    assert voices is not None
+    tokens = [VOCAB[ch] for ch in "həlˈO wˈɜɹld."]
+    audio, frames = voices.model.infer(tokens, voice_id="af_heart")
+    assert frames.shape == (len(tokens) + 2,)
+    assert frames.sum() * DURATION_UNIT_SAMPLES == audio.shape[0]
+    assert frames.min() >= 1
+    speech = voices.synthesize(TEXT, language="en-us", voice_id="af_heart", speed=1.0)
+    starts = [p.start_sample for p in speech.phonemes]
+    assert starts == sorted(starts) and starts[-1] <= speech.n_samples
+
+
+@pytest.mark.slow
+def test_viseme_onsets_follow_the_models_phonemes_within_one_frame(natural: SpeechEngine) -> None:
+    utt = natural.say(TEXT, MAYA)
+    assert utt.backend == "kokoro"
+    assert utt.mouth.shape[0] == -(-utt.n_samples // SAMPLES_PER_FRAME)
+    min_len = MouthTrackConfig().min_shape_ms * SAMPLE_RATE_HZ / 1000
+    dominant = utt.mouth.argmax(axis=1)
+    checked = 0
+    for i, ph in enumerate(utt.phonemes[:-1]):
+        vis = visemes_for_phoneme(ph.phoneme)
+        if not vis or utt.phonemes[i + 1].start_sample - ph.start_sample < min_len:
+            continue
+        f = ph.start_sample // SAMPLES_PER_FRAME
+        window = dominant[max(0, f - 1) : f + 2]
+        assert vis[0] in window, f"{ph.phoneme!r} at frame {f} wants {VISEMES[vis[0]]}, shows {[VISEMES[v] for v in window]}"
+        checked += 1
+    assert checked >= 10
+    # The mouth opens with the voice's energy (0.74 for espeak-ng on this line, 0.44 here: the model
+    # spreads sounds over its tokens less sharply than espeak-ng's events say).
+    opening = utt.mouth @ np.asarray(JAW_OPEN)
+    assert np.corrcoef(opening, frame_rms(to_float(utt.pcm)))[0, 1] > 0.35
+
+
+@pytest.mark.slow
+def test_the_same_line_gives_the_same_samples(natural: SpeechEngine) -> None:
+    first = natural.say("Where were you last night?", MAYA)
+    natural.say("Something else, in another voice.", replace(MAYA, voice_id="am_puck"))
+    again = natural.say("Where were you last night?", MAYA)
+    np.testing.assert_array_equal(first.pcm, again.pcm)
+    assert first.phonemes == again.phonemes
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("text", "backend"),
+    [("Hello there, friend.", "kokoro"), ("你好，你昨天晚上去哪儿了？", "kokoro"), ("안녕하세요, 반갑습니다", "espeak")],
+)
+def test_english_and_mandarin_are_natural_and_korean_falls_back(natural: SpeechEngine, text: str, backend: str) -> None:
+    utt = natural.say(text, voice_for_text(MAYA, text))
+    assert utt.backend == backend
+    assert utt.n_samples > SAMPLE_RATE_HZ * 0.8
+    assert np.abs(utt.pcm).max() > 3000
+    assert (utt.mouth[:, SIL] < 0.5).sum() > 10
+
+
+@pytest.mark.slow
+def test_characters_sound_different(natural: SpeechEngine) -> None:
+    def pitch_hz(pcm: np.ndarray) -> float:
+        x = pcm.astype(np.float32) / 32768
+        frames = x[: x.shape[0] // 1920 * 1920].reshape(-1, 1920)
+        loud = frames[np.sqrt((frames**2).mean(axis=1)) > 0.05]
+        lags = []
+        for f in loud:
+            ac = np.correlate(f, f, "full")[1919:]
+            lo, hi = 48_000 // 400, 48_000 // 70  # 70..400 Hz
+            lags.append(lo + int(np.argmax(ac[lo:hi])))
+        return 48_000 / float(np.median(lags))
+
+    line = "I waited at the harbour all night long."
+    cast = Cast.builtin()
+    maya = natural.say(line, cast.resolve("MAYA").voice)
+    leo = natural.say(line, cast.resolve("LEO").voice)
+    assert maya.backend == leo.backend == "kokoro"
+    assert pitch_hz(maya.pcm) > 1.3 * pitch_hz(leo.pcm)
+
+
+@pytest.mark.slow
+def test_a_live_line_starts_with_its_first_words_and_keeps_its_samples(natural: SpeechEngine) -> None:
+    text = "I waited at the harbour for hours and hours and hours. Then I went home, and slept."
+    whole = natural.with_mouth(natural.synthesize(text, MAYA, live=True))
+    chunks: list[int] = []
+    voices = natural.natural()
+    assert voices is not None
+    speak = voices.speak_chunk
+    voices.speak_chunk = lambda ph, **kw: (chunks.append(len(ph)), speak(ph, **kw))[1]  # type: ignore[method-assign]
+    try:
+        utt = StreamingUtterance(text=text, voice=MAYA)
+        utt.synthesize(natural, first_chunk_samples=5 * SAMPLES_PER_FRAME)
+    finally:
+        del voices.speak_chunk
+    first_clause = len(voices.phonemizer.clauses(text, "en-us")[0].phonemes)
+    assert first_clause > NaturalConfig().first_chunk_tokens >= chunks[0]  # its first words first
+    assert len(chunks) >= 3
+    assert utt.done and utt.n_samples == whole.n_samples
+    diff = np.abs(utt.audio(0, utt.n_samples).astype(np.int32) - whole.pcm.astype(np.int32))
+    assert diff.max() <= 2
+    rows = np.stack([utt.mouth_row(j) for j in range(utt.n_frames)])
+    np.testing.assert_allclose(rows, whole.mouth, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_a_cancelled_live_line_stops_before_its_next_call(natural: SpeechEngine) -> None:
+    utt = StreamingUtterance(text=TEXT * 3, voice=MAYA)
+    utt.cancel()
+    utt.synthesize(natural, first_chunk_samples=SAMPLES_PER_FRAME)
+    assert utt.done and utt.n_samples == 0
+
+
+def test_g2p_uses_the_engines_own_espeak() -> None:
+    from lipsync.g2p import Phonemizer
+
+    clauses = Phonemizer(espeak=Espeak()).clauses("Hello there, where were you?", "en-us")
+    assert [c.text for c in clauses] == ["Hello there,", "where were you?"]
+    assert clauses[0].phonemes.endswith(",") and clauses[1].ends_sentence
+    assert all(ch in VOCAB for c in clauses for ch in c.phonemes)
+
+
+@pytest.mark.slow
+def test_a_live_scene_plays_the_natural_voice_with_its_mouth_frame_by_frame(natural: SpeechEngine) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from stream.live.scene import LiveConfig, LiveScene
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        scene = LiveScene(cast=Cast.builtin(), speech=natural, synth_executor=pool, config=LiveConfig())
+        for k in range(5):
+            scene.produce(k)
+        line = scene.say("MAYA", "Where were you? I waited.", received_at=0.0)
+        assert line.utt.finished.wait(120.0)  # frames are produced faster than real time here
+        states = [scene.produce(k) for k in range(5, 5 + line.utt.n_frames + 10)]
+    started = [n for s in states for n in s.notices if n.kind == "started"]
+    assert [n.sample for n in started] == [5 * SAMPLES_PER_FRAME]
+    maya = scene.view.names.index("MAYA")
+    whole = natural.with_mouth(natural.synthesize(line.text, line.utt.voice, live=True))
+    # Frame k carries samples [k * 1920, (k + 1) * 1920) of the line and the mouth for them.
+    for j in range(line.utt.n_frames):
+        expected = whole.pcm[j * SAMPLES_PER_FRAME : (j + 1) * SAMPLES_PER_FRAME].astype(np.float32) * 0.8
+        got = states[j].audio[: expected.shape[0]].astype(np.float32)
+        assert np.abs(got - expected).max() <= 2  # the mixer's gain (the voice stays under its limiter)
+        np.testing.assert_allclose(states[j].mouths[maya], whole.mouth[j], atol=1e-6)
+
+
+def test_translating_to_phonemes_leaves_espeak_synthesis_unchanged() -> None:
+    espeak = Espeak()
+    before = espeak.synthesize("Where were you last night?", VoiceSpec())
+    assert espeak.text_to_phonemes("Where were you?", "en-us") == espeak.text_to_phonemes("Where were you?", "en-us")
+    after = espeak.synthesize("Where were you last night?", VoiceSpec())
+    np.testing.assert_array_equal(before.pcm, after.pcm)
+
+
+@pytest.mark.slow
+def test_a_damaged_voice_file_speaks_espeak_and_says_so_once(
+    natural: SpeechEngine, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from lipsync.kokoro import default_voices_dir
+
+    for path in default_voices_dir().glob("*.bin"):
+        (tmp_path / path.name).write_bytes(path.read_bytes())
+    (tmp_path / "am_puck.bin").write_bytes(b"\0" * 100)
+    engine = SpeechEngine(voice_backend="natural", kokoro=KokoroConfig(voices_dir=str(tmp_path)))
+    if engine.natural() is None:
+        pytest.skip(f"the natural voice is not installed here ({engine.natural_error})")
+    with caplog.at_level(logging.WARNING, logger="lipsync.speech"):
+        leo = [engine.say("Hi.", replace(MAYA, voice_id="am_puck")).backend for _ in range(2)]
+    assert leo == ["espeak", "espeak"]
+    assert engine.say("Hi.", MAYA).backend == "kokoro"
+    warnings = [r.getMessage() for r in caplog.records if "am_puck" in r.getMessage()]
+    assert len(warnings) == 1 and "damaged" in warnings[0]
