@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -49,6 +50,9 @@ from avatar.rig import (
 from avatar.spec import CharacterSpec
 from lipsync.visemes import MOUTH_SHAPES, VISEME_INDEX, VISEMES
 from lipsync.voices import VoiceSpec, name_digest
+
+if TYPE_CHECKING:
+    from avatar.photo.character import PhotoCharacter
 
 MANIFEST = "character.json"
 MAX_SIDE_PX = 4096
@@ -176,7 +180,12 @@ def load_art(folder: Path) -> CharacterArt:
 
 
 def art_spec(folder: Path) -> CharacterSpec:
-    """A ``CharacterSpec`` for a character folder (checked now); the compositor draws its art."""
+    """A ``CharacterSpec`` for a character folder (checked now); the compositor draws its art.
+    A photo character's folder (``avatar.photo.character``) is drawn by the photo puppet."""
+    from avatar.photo.character import is_photo_folder, photo_spec
+
+    if is_photo_folder(folder):
+        return photo_spec(folder)
     art = load_art(folder)
     seed = int.from_bytes(name_digest(art.name)[16:24], "big")
     return CharacterSpec(name=art.name, voice=art.voice, seed=seed, art_dir=str(Path(folder).resolve()))
@@ -322,9 +331,14 @@ def _union(boxes: list[Box]) -> Box:
     return min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes)
 
 
-def build_character(spec: CharacterSpec, *, height_px: int) -> RigCharacter | SpriteCharacter:
-    """The renderer for ``spec``: its PNG art when it has an art folder, else the procedural rig."""
+def build_character(spec: CharacterSpec, *, height_px: int) -> RigCharacter | SpriteCharacter | PhotoCharacter:
+    """The renderer for ``spec``: the photo puppet for a photo folder, its PNG art for an art
+    folder, else the procedural rig."""
     if spec.art_dir is not None:
+        from avatar.photo.character import PhotoCharacter, is_photo_folder
+
+        if is_photo_folder(spec.art_dir):
+            return PhotoCharacter(spec, height_px=height_px)
         return SpriteCharacter(spec, height_px=height_px)
     return RigCharacter(spec, height_px=height_px)
 

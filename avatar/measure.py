@@ -47,3 +47,26 @@ def mouth_opening(frame: np.ndarray, box: tuple[int, int, int, int]) -> float:
     k = min(_TOP_COLUMNS, columns.size)
     tallest = np.partition(columns, columns.size - k)[-k:]
     return float(tallest.mean()) / (y1 - y0)
+
+
+def pearson_at_best_lag(output: np.ndarray, truth: np.ndarray, *, max_lag: int = 5) -> tuple[float, int]:
+    """(r, lag): the best Pearson correlation of ``output[k + lag]`` with ``truth[k]`` over lags
+    -max_lag..max_lag (positive: the output is late), and that lag."""
+    a, b = np.asarray(output, np.float64), np.asarray(truth, np.float64)
+    n = min(a.size, b.size)
+    a, b = a[:n], b[:n]
+    best = (-2.0, 0)
+    for lag in range(-max_lag, max_lag + 1):
+        x, y = (a[lag:], b[: n - lag]) if lag >= 0 else (a[: n + lag], b[-lag:])
+        if x.size < 3 or x.std() == 0 or y.std() == 0:
+            continue
+        r = float(np.corrcoef(x, y)[0, 1])
+        if r > best[0] or (r == best[0] and abs(lag) < abs(best[1])):
+            best = (r, lag)
+    return best
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR in dB of two uint8 images (inf when equal)."""
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10.0 * float(np.log10(255.0**2 / mse))
