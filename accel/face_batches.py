@@ -6,6 +6,7 @@ A ``FaceJob`` is one frame's condition (batch of 1) and the seed of its start no
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -47,7 +48,8 @@ def facegen_runner(
     caller pastes them with its own mask).
     """
     sizes = sorted(pad_to)
-    weight = next(model.parameters())
+    # An ahead-of-time package (accel/aot.py) has no parameters, only a marker buffer.
+    weight = next(itertools.chain(model.parameters(), model.buffers()))
     device, dtype = weight.device, (weight.dtype if weight.is_floating_point() else torch.float32)
 
     def run(jobs: list[Any]) -> list[torch.Tensor]:

@@ -82,7 +82,8 @@ def test_shipped_checkpoint_loads_and_generates_a_crop(maya_clip) -> None:
 
 
 def _scene(backend: str):
-    config = RenderConfig(width_px=320, height_px=256, backend=backend)
+    # One static shot for both: the director's cuts are the rig backend's alone.
+    config = RenderConfig(width_px=320, height_px=256, backend=backend, director=False)
     script = parse_script("MAYA: Where were you all night?\nBOB: At the harbour.")
     (plan,) = plan_scenes(script, Cast.builtin(), config)
     return config, plan
@@ -193,6 +194,7 @@ def test_live_scene_neural_backend_paints_only_the_modelled_mouth() -> None:
                 synth_executor=pool,
                 config=LiveConfig(width_px=320, height_px=256, backend=backend),
                 faces=faces,
+                director=False,  # one static shot for both: cuts are the rig backend's alone
             )
             for backend in ("rig", "neural")  # neural: the shipped models, through the shared service
         ]
@@ -228,6 +230,27 @@ def test_avatar_build_writes_a_loadable_student_and_resumes(tmp_path: Path) -> N
         progress=False,
     )
     assert again["teacher_resumed_from"] == 3 and again["teacher_steps"] == 5
+    # The build measured its mouths against the rig's and recorded it: a 3-step model fails.
+    from lipsync.neural.checkpoint import read_extra
+    from lipsync.neural.weights import NotOfferedError, offered_models
+
+    check = read_extra(again["path"])["cast_check"]
+    assert check["characters"][0]["name"] == "MAYA" and check["all_pass"] is False
+    assert check["characters"][0]["psnr_mouth_db"] < 35
+    with pytest.raises(NotOfferedError, match="not offered for the built-in"):
+        offered_models(tmp_path)
+
+
+def test_neural_backend_is_not_offered_for_the_cast(capsys, tmp_path: Path) -> None:
+    from stream.tools.cli import main
+
+    script = tmp_path / "s.fountain"
+    script.write_text("MAYA\nHello there.\n")
+    assert main(["render", str(script), "-o", str(tmp_path / "o.mp4"), "--backend", "neural"]) == 2
+    err = capsys.readouterr().err
+    assert "--backend neural is not offered for the built-in (rig) characters" in err
+    assert "cast.safetensors: no rig comparison recorded" in err
+    assert not (tmp_path / "o.mp4").exists()
 
 
 def test_one_model_serves_a_cast_and_a_named_file_wins(tmp_path: Path) -> None:

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-DRIVE_KINDS = ("viseme", "mel")
+DRIVE_KINDS = ("viseme", "mel", "shape")
 ACTIVATIONS: Mapping[str, Callable[[torch.Tensor], torch.Tensor]] = MappingProxyType(
     {"gelu": F.gelu, "silu": F.silu, "relu": F.relu}
 )
@@ -60,8 +60,9 @@ class FaceGenConfig:
     kernel_px: depthwise convolution kernel size.
     cond_dim: width of the conditioning vector (time + drive embeddings).
     time_freqs: sinusoidal frequencies used to embed the flow time.
-    drive_kind: "viseme" (weights per frame) or "mel" (log-mel frames).
-    drive_channels: 15 for visemes, the number of mel bins (e.g. 80) for log-mel.
+    drive_kind: "viseme" (weights per frame), "mel" (log-mel frames) or "shape" (the mouth's
+        opening and width per frame, lipsync/neural/shape_drive.py).
+    drive_channels: 15 for visemes, the number of mel bins (e.g. 80) for log-mel, 2 for shapes.
     drive_frames: frames in the drive window (5 frames at 25 fps = 200 ms; 20 at a 10 ms hop).
     refine_channels: full-resolution feature maps fed, with the inputs, to the last 3x3 conv.
     prediction: what the network outputs. "x": the clean crop x1 (as a residual on the masked

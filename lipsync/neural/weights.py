@@ -59,6 +59,39 @@ def weights_index(weights_dir: str | Path | None = None) -> dict[str, Path]:
     return index
 
 
+class NotOfferedError(ValueError):
+    """``--backend neural`` asked for with models that draw worse mouths than the rig."""
+
+
+def offered_models(weights_dir: str | Path | None = None) -> dict[str, Path]:
+    """``weights_index`` for ``--backend neural``, or ``NotOfferedError`` naming why not.
+
+    A model built from rig renders is offered only when its build recorded that it draws every
+    character's mouth at least as well as the rig (``extra["cast_check"]["all_pass"]``, written by
+    ``talkie avatar build`` from ``avatar.neural.cast_check``). The shipped cast model does not:
+    measured on held-out lines its mouths score below the rig's own (README, "Neural mouths").
+    """
+    index = weights_index(weights_dir)
+    failing: dict[Path, str] = {}
+    for path in set(index.values()):
+        check = read_extra(path).get("cast_check")
+        if not isinstance(check, dict) or check.get("all_pass") is not True:
+            failing[path] = (
+                f"mouth PSNR {check.get('mean_psnr_mouth_db')} dB against the rig's own"
+                if isinstance(check, dict)
+                else "no rig comparison recorded"
+            )
+    if failing:
+        detail = "; ".join(f"{p.name}: {why}" for p, why in sorted(failing.items()))
+        raise NotOfferedError(
+            "--backend neural is not offered for the built-in (rig) characters: their trained "
+            "mouth model draws worse mouths than the rig it imitates (the shipped one: 33.3-34.8 "
+            "dB mouth PSNR against the rig on held-out lines, below the 35 dB bar, softer teeth "
+            f"and tongue; README, 'Neural mouths'). Use the rig (the default). ({detail})"
+        )
+    return index
+
+
 def _load_shared(paths: Mapping[str, Path]) -> dict[str, FaceGen]:
     """Load each file once; characters served by one file share one model object."""
     loaded: dict[Path, FaceGen] = {}

@@ -29,9 +29,10 @@ from typing import Any
 import torch
 
 from accel.distill import distill_student
+from avatar.neural.cast_check import cast_figures
 from avatar.neural.rig_clips import rig_clips, split_clips
 from avatar.spec import CharacterSpec
-from lipsync.neural.checkpoint import save_checkpoint
+from lipsync.neural.checkpoint import load_checkpoint, save_checkpoint
 from lipsync.neural.data import FaceClipDataset
 from lipsync.neural.model import FaceGen, FaceGenConfig, config_for
 from lipsync.neural.train import train_teacher
@@ -146,6 +147,17 @@ def build_model(
     summary = _train_and_save(
         cfg, train, held, name=name, out_dir=out_dir, config=config, extra=extra, progress=progress
     )
+    # Whether it may be offered as `--backend neural` (lipsync.neural.weights.offered_models):
+    # its mouths against the rig's own on the held-out lines, recorded in the file.
+    path = Path(summary["path"])
+    ckpt = load_checkpoint(path, expect_kind="student")
+    check = cast_figures(
+        ckpt.model.float(), specs, n_clips=config.n_clips,
+        held_out_clips=config.held_out_clips, frame_px=config.frame_px,
+    )
+    save_checkpoint(path, model=ckpt.model, kind="student", step=ckpt.step,
+                    extra={**extra, "cast_check": check})
+    summary["cast_check"] = check
     return {
         "characters": [spec.name for spec in specs],
         **summary,

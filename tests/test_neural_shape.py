@@ -1,0 +1,125 @@
+"""The mouth-shape drive: the renderer draws the mouth the drive asks for, not the source frame's."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from accel.sampler import sample
+from lipsync.neural.data import FaceClipDataset
+from lipsync.neural.model import FaceGenConfig
+from lipsync.neural.shape_drive import (
+    DriveSwapDataset,
+    ShapeCalibration,
+    shape_windows,
+)
+from lipsync.neural.train import train_teacher
+from lipsync.visemes import N_VISEMES, VISEME_INDEX
+
+C = 32
+MASK = (15, 26, 6, 26)  # rows y0:y1, cols x0:x1 of the blanked mouth region
+
+
+def toy_face(opening: float) -> np.ndarray:
+    """A 32 px face crop: a dark mouth whose height follows ``opening`` (0..1), and a chin line
+    below the blanked region that moves with it (the cue a renderer could copy from the source)."""
+    img = np.empty((C, C, 3), np.uint8)
+    img[:] = (200, 160, 130)
+    yy, xx = np.mgrid[0:C, 0:C]
+    ry = 0.6 + 4.0 * opening
+    inside = ((xx - 16) / 7.0) ** 2 + ((yy - 20) / ry) ** 2 <= 1.0
+    img[inside] = (60, 10, 20)
+    img[MASK[1] + 1 + round(3 * opening) :, :] = (150, 110, 90)  # the chin's shadow
+    return img
+
+
+def toy_clip(openings: np.ndarray) -> FaceClipDataset:
+    track = np.stack([0.08 * openings, np.full_like(openings, 0.42)], axis=1)
+    mask = np.zeros((C, C), np.float32)
+    mask[MASK[0] : MASK[1], MASK[2] : MASK[3]] = 1.0
+    return FaceClipDataset(
+        frames=np.stack([toy_face(o) for o in openings]),
+        references=toy_face(0.0),
+        masks=mask,
+        drive=shape_windows(track),
+    )
+
+
+def dark_area(crops: torch.Tensor) -> np.ndarray:
+    y0, y1, x0, x1 = MASK
+    region = crops[:, :, y0:y1, x0:x1].mean(dim=1)  # (N, h, w) in [-1, 1]
+    return (region < -0.3).float().sum(dim=(1, 2)).numpy()
+
+
+CFG = FaceGenConfig(
+    crop_px=C, patch_px=2, widths=(16, 32), depths=(1, 1), mlp_ratio=2, kernel_px=3,
+    cond_dim=32, time_freqs=16, refine_channels=4, drive_kind="shape", drive_channels=2,
+    drive_frames=5,
+)
+
+
+@pytest.fixture(scope="module")
+def trained() -> torch.nn.Module:
+    rng = np.random.default_rng(0)
+    openings = np.clip(np.convolve(rng.uniform(-0.3, 1.3, 400), np.ones(3) / 3, mode="same"), 0, 1)
+    data = DriveSwapDataset.swapped(toy_clip(openings), seed=0)
+    torch.set_num_threads(1)
+    return train_teacher(CFG, data, steps=500, batch_size=16, lr=3e-3, progress=False).model
+
+
+def test_swapped_rows_take_the_surroundings_of_another_frame() -> None:
+    base = toy_clip(np.linspace(0, 1, 8))
+    data = DriveSwapDataset.swapped(base, seed=1)
+    assert len(data) == 16
+    fb = data.batch(range(16))
+    y0, y1, x0, x1 = MASK
+    outside = torch.ones(1, 1, C, C)
+    outside[..., y0:y1, x0:x1] = 0
+    own = fb.cond.masked[:8] - fb.target[:8] * outside
+    assert own.abs().max() == 0  # the first half: the frame's own face
+    moved = data.sources[8:] != data.targets[8:]
+    assert moved.any() and (fb.drive[8:] == base.drive[data.targets[8:]]).all()
+    assert (fb.cond.masked[8:][moved] != (fb.target[8:] * outside)[moved]).any()
+
+
+def test_output_follows_the_drive_when_the_source_disagrees(trained: torch.nn.Module) -> None:
+    rng = np.random.default_rng(7)
+    src = rng.uniform(0, 1, 24)
+    drv = 1.0 - src  # the drive asks the opposite of what the source frame shows
+    sources = toy_clip(src).batch(range(24))
+    drive = torch.from_numpy(shape_windows(np.stack([0.08 * drv, np.full(24, 0.42)], axis=1)))
+    cond = type(sources.cond)(
+        reference=sources.cond.reference, masked=sources.cond.masked, mask=sources.cond.mask, drive=drive
+    )
+    noise = torch.randn(sources.target.shape, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        out = sample(trained, cond, steps=8, noise=noise)
+    area = dark_area(out)
+    truth = dark_area(toy_clip(drv).batch(range(24)).target)
+    assert np.corrcoef(area, drv)[0, 1] > 0.8
+    assert np.corrcoef(area, src)[0, 1] < -0.5  # it follows the drive, against the source
+    assert np.abs(area - truth).mean() < 0.35 * truth.mean()
+
+
+def test_silence_is_the_persons_closed_mouth() -> None:
+    cal = ShapeCalibration(closed_opening=0.004, open_opening=0.07, neutral_width=0.41)
+    aa = np.zeros(N_VISEMES, np.float32)
+    aa[VISEME_INDEX["aa"]] = 1.0
+    track = cal.track_from_visemes([None, aa, np.eye(N_VISEMES, dtype=np.float32)[VISEME_INDEX["sil"]]])
+    assert track[0, 0] == pytest.approx(0.004) and track[2, 0] == pytest.approx(0.004)
+    assert track[1, 0] > 0.06
+    assert track[0, 1] == pytest.approx(0.41)
+
+
+def test_bad_shape_input_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="shape track"):
+        shape_windows(np.zeros((4, 3)))
+    with pytest.raises(ValueError, match="NaN"):
+        shape_windows(np.full((4, 2), np.nan))
+    with pytest.raises(ValueError, match="barely moves"):
+        ShapeCalibration.from_track(np.tile([[0.01, 0.4]], (50, 1)))
+    with pytest.raises(ValueError, match="viseme weights"):
+        ShapeCalibration(closed_opening=0.0, open_opening=0.05, neutral_width=0.4).track_from_visemes(
+            [np.zeros(3)]
+        )
