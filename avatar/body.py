@@ -17,9 +17,14 @@ BODY_BOTTOM = 106.0
 SHOULDER_Y = 64.5
 
 
-def _torso_points() -> list[Point]:
+BUILD_WIDTH = {"slim": 0.86, "average": 1.0, "broad": 1.13}
+"""Shoulder and chest width per ``Look.build`` (broad shoulders reach the sprite's edges)."""
+
+
+def _torso_points(build: str = "average") -> list[Point]:
     """Outline of the shoulders and chest, x relative to the centre line, left to right."""
     y = SHOULDER_Y
+    k = BUILD_WIDTH[build]
     half = [
         (6.5, y),
         (15.5, y + 2.2),
@@ -28,11 +33,13 @@ def _torso_points() -> list[Point]:
         (30.2, y + 19.0),
         (30.8, BODY_BOTTOM + 4),
     ]
+    # the neck end stays put; the shoulders widen or narrow with the build
+    half = [(x if i == 0 else 6.5 + (x - 6.5) * k, yy) for i, (x, yy) in enumerate(half)]
     return [(-x, yy) for x, yy in half[::-1]] + half
 
 
-def _torso(c: Canvas, cx: float) -> Image.Image:
-    return c.poly(catmull_rom([(cx + x, y) for x, y in _torso_points()], closed=False, steps=8))
+def _torso(c: Canvas, cx: float, build: str = "average") -> Image.Image:
+    return c.poly(catmull_rom([(cx + x, y) for x, y in _torso_points(build)], closed=False, steps=8))
 
 
 def draw_body(c: Canvas, g: FaceGeom, look: Look) -> None:
@@ -60,7 +67,7 @@ def draw_body(c: Canvas, g: FaceGeom, look: Look) -> None:
     c.fill(neck, shade(skin, 0.95))
     chin_drop = c.poly([(x, y + 2.6) for x, y in g.outline()])
     c.fill(c.clip(c.blur(chin_drop, 1.2), neck), skin_shadow_rgb(skin), 0.85)
-    torso = _torso(c, cx)
+    torso = _torso(c, cx, look.build)
     opening = c.ellipse(cx, SHOULDER_Y + 0.2, nw + 1.6, 4.0)
     if style == "blazer":
         opening = c.poly(
@@ -82,7 +89,7 @@ def draw_body(c: Canvas, g: FaceGeom, look: Look) -> None:
     body = c.cut(torso, opening)
     c.fill(body, cloth)
     # form: shadowed flanks, a lit upper chest, arm seams
-    inner = c.poly([(cx + x * 0.86, y + 3.0) for x, y in _torso_points()])
+    inner = c.poly([(cx + x * 0.86, y + 3.0) for x, y in _torso_points(look.build)])
     c.fill(c.clip(c.blur(c.cut(body, inner), 2.0), body), shade(cloth, 0.8), 0.7)
     c.fill(
         c.clip(c.blur(c.ellipse(cx - 7.0, SHOULDER_Y + 6.0, 12.0, 4.0), 2.0), body),

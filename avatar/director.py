@@ -30,17 +30,28 @@ class SceneDirector:
         """Motion scaled to each character's size on screen, looking across the layout."""
         return cls(motion=compositor.motion_models(), slot_x=compositor.slot_centers_x())
 
-    def poses(self, frame: int, *, mouths: Sequence[np.ndarray], speaking: Sequence[bool]) -> list[Pose]:
-        """Poses for ``frame``: ``mouths[i]`` are character i's viseme weights (15,)."""
+    def poses(
+        self,
+        frame: int,
+        *,
+        mouths: Sequence[np.ndarray],
+        speaking: Sequence[bool],
+        listen_to_x: Sequence[float | None] | None = None,
+    ) -> list[Pose]:
+        """Poses for ``frame``: ``mouths[i]`` are character i's viseme weights (15,).
+
+        ``listen_to_x``: per character, where the speaker they listen to stands (-1 .. 1), for
+        speakers off screen; by default, from the on-screen speakers' slots."""
         talkers = [i for i, s in enumerate(speaking) if s]
+        given = listen_to_x
         out = []
         for i, motion in enumerate(self._motion):
-            listen_to_x = None
+            listen = None if given is None else given[i]
             others = [j for j in talkers if j != i]
-            if others and not speaking[i]:
+            if listen is None and given is None and others and not speaking[i]:
                 dx = self._slot_x[others[0]] - self._slot_x[i]
-                listen_to_x = float(np.clip(dx, -1.0, 1.0))
+                listen = float(np.clip(dx, -1.0, 1.0))
             out.append(
-                motion.pose_at(frame, mouth_weights=mouths[i], speaking=bool(speaking[i]), listen_to_x=listen_to_x)
+                motion.pose_at(frame, mouth_weights=mouths[i], speaking=bool(speaking[i]), listen_to_x=listen)
             )
         return out

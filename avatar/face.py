@@ -153,8 +153,49 @@ def draw_face_base(
     )
     c.fill(c.stroke(nose_line, 0.42), shade(skin, 0.68), 0.8)
     c.fill(c.blur(c.ellipse(g.cx - 0.5, g.nose_y - 0.8, 0.6, 0.45), 0.3), shade(skin, 1.15), 0.7)
+    _draw_age(c, g, look, face)
     _draw_facial_hair_under(c, g, look, face)
     return face
+
+
+def _draw_age(c: Canvas, g: FaceGeom, look: Look, face: Image.Image) -> None:
+    """Lines that age a face: soft smile folds and crow's feet from "middle", forehead lines and
+    under-eye creases for "old"; a child's face gets rounder, rosier cheeks instead."""
+    if look.age == "child":
+        for side in (-1, 1):
+            cheek = c.ellipse(g.cx + side * 0.6 * g.rx, g.mouth_y - 2.6, 3.6, 2.3)
+            c.fill(c.blur(cheek, 1.4), blush_rgb(look.skin_rgb), 0.3)
+        return
+    if look.age not in ("middle", "old"):
+        return
+    line = shade(look.skin_rgb, 0.72)
+    strength = 0.45 if look.age == "middle" else 0.75
+    for side in (-1, 1):
+        fold = catmull_rom(
+            [
+                (g.cx + side * 3.9, g.nose_y - 0.2),
+                (g.cx + side * 5.3, g.mouth_y - 1.2),
+                (g.cx + side * 5.6, g.mouth_y + 1.6),
+            ],
+            closed=False,
+        )
+        c.fill(c.clip(c.blur(c.stroke(fold, 0.45), 0.25), face), line, strength)
+        ex = g.cx + side * (g.eye_dx + 5.6)
+        for dy in (-0.9, 0.5):
+            crow = [(ex, g.eye_y + dy * 0.5), (ex + side * 1.6, g.eye_y + dy * 1.4)]
+            c.fill(c.clip(c.stroke(crow, 0.3), face), line, strength * 0.8)
+    if look.age == "old":
+        for side in (-1, 1):
+            bag = catmull_rom(
+                [(g.cx + side * (g.eye_dx - 2.4), g.eye_y + 3.2), (g.cx + side * g.eye_dx, g.eye_y + 3.9),
+                 (g.cx + side * (g.eye_dx + 2.4), g.eye_y + 3.2)],
+                closed=False,
+            )  # fmt: skip
+            c.fill(c.clip(c.blur(c.stroke(bag, 0.35), 0.2), face), line, 0.55)
+        for i in range(2):
+            y = g.brow_y - 3.2 - 1.5 * i
+            brow_line = catmull_rom([(g.cx - 5.5, y + 0.3), (g.cx, y - 0.2), (g.cx + 5.5, y + 0.3)], closed=False)
+            c.fill(c.clip(c.blur(c.stroke(brow_line, 0.3), 0.2), face), line, 0.45)
 
 
 def _beard_mask(c: Canvas, g: FaceGeom) -> Image.Image:

@@ -18,6 +18,7 @@ import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import cv2
 import numpy as np
 
 from avatar.body import BODY_BOTTOM, draw_body
@@ -34,7 +35,7 @@ from avatar.face import (
     skull_shine,
 )
 from avatar.hair import hair_masks, paint_hair_back, paint_hair_front
-from avatar.mouth import MOUTH_EXTENT_UNITS, draw_mouth
+from avatar.mouth import MOUTH_EXTENT_UNITS, blend_shapes, draw_mouth
 from avatar.pose import MOUTH_BLEND_STEPS, MouthKey, Pose
 from avatar.spec import CharacterSpec
 from lipsync.visemes import MOUTH_SHAPES, SIL, VISEMES
@@ -96,6 +97,26 @@ def _cropped(px: np.ndarray, *, x: int = 0, y: int = 0) -> Layer:
     return Layer(x + x0, y + y0, np.ascontiguousarray(px[y0:y1, x0:x1]))
 
 
+def _resized(px: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A premultiplied layer area-resampled to ``size`` (width, height)."""
+    return np.ascontiguousarray(cv2.resize(px, size, interpolation=cv2.INTER_AREA))
+
+
+def _scaled_layer(layer: Layer, f: float) -> Layer:
+    """``layer`` reduced by ``f``; its corner lands on the nearest pixel of the smaller grid."""
+    h, w = layer.px.shape[:2]
+    if h == 0 or w == 0:
+        return Layer(round(layer.x * f), round(layer.y * f), layer.px)
+    x0, y0 = math.floor(layer.x * f), math.floor(layer.y * f)
+    x1, y1 = math.ceil((layer.x + w) * f), math.ceil((layer.y + h) * f)
+    # resample the source over exactly the span the new pixels cover, so edges stay aligned
+    sx0, sy0 = x0 / f, y0 / f
+    sw, sh = (x1 - x0) / f, (y1 - y0) / f
+    m = np.array([[1.0, 0.0, layer.x - sx0], [0.0, 1.0, layer.y - sy0]], np.float32)
+    pad = cv2.warpAffine(layer.px, m, (math.ceil(sw), math.ceil(sh)), flags=cv2.INTER_LINEAR)
+    return Layer(x0, y0, _resized(pad, (x1 - x0, y1 - y0)))
+
+
 def _union(boxes: list[Box]) -> Box:
     return (
         min(b[0] for b in boxes),
@@ -121,18 +142,48 @@ class RigCharacter:
             raise ValueError(
                 f"rig height_px must be {MIN_HEIGHT_PX}..{MAX_HEIGHT_PX}, got {height_px}"
             )
+        self._setup(spec, height_px, cache_entries)
+        self._draw_layers()
+        self._draw_features()
+        self._finish()
+
+    def _setup(self, spec: CharacterSpec, height_px: int, cache_entries: int) -> None:
         self.spec = spec
         self.width_px, self.height_px = sprite_size(height_px)
         self.max_head_dx_px = max(1, round(HEAD_DX_MAX_FRAC * height_px))
         self.max_head_dy_px = max(1, round(HEAD_DY_MAX_FRAC * height_px))
         self.max_rise_px = max(1, round(BREATH_RISE_FRAC * height_px))
         self._k = height_px / DESIGN_H
-        self._ss = 4 if height_px <= 400 else 3
+        # Supersampling: 4x4 for small sprites, 3x3, then 2x2 for the tall ones (close shots,
+        # and the masters smaller shots are reduced from, which gains them back the samples).
+        self._ss = 4 if height_px <= 400 else 3 if height_px <= 600 else 2
         self._geom = FaceGeom.for_shape(spec.look.face_shape)
         self._sprites: LruCache[PoseKey, np.ndarray] = LruCache(max_entries=cache_entries)
         self._bases: LruCache[tuple[int, ...], np.ndarray] = LruCache(max_entries=16)
         self._patch_cache: LruCache[tuple[Box, object], np.ndarray] = LruCache(max_entries=1024)
-        self._build()
+        self._between: LruCache[MouthKey, Layer] = LruCache(max_entries=256)
+
+    def scaled(self, height_px: int, *, cache_entries: int = 64) -> RigCharacter:
+        """The same character at ``height_px`` (at most this rig's height), its layers
+        area-resampled from this one's: the drawing is done once, at the largest size a scene
+        shows, and every smaller shot is a cheap, sharp reduction of it."""
+        if not MIN_HEIGHT_PX <= height_px <= self.height_px:
+            raise ValueError(f"a scaled rig must be {MIN_HEIGHT_PX}..{self.height_px} px tall, got {height_px}")
+        if height_px == self.height_px:
+            return self
+        rig = RigCharacter.__new__(RigCharacter)
+        rig._setup(self.spec, height_px, cache_entries)
+        f = rig.height_px / self.height_px
+        body_h = max(rig.height_px + rig.max_rise_px + 1, math.ceil(BODY_BOTTOM * rig._k))
+        rig._body = _resized(self._body, (rig.width_px, body_h))
+        rig._hair_back = _scaled_layer(self._hair_back, f)
+        rig._face_base = _resized(self._face_base, (rig.width_px, rig.height_px))
+        rig._above = _resized(self._above, (rig.width_px, rig.height_px))
+        rig._eyes = {key: _scaled_layer(layer, f) for key, layer in self._eyes.items()}
+        rig._brows = {key: _scaled_layer(layer, f) for key, layer in self._brows.items()}
+        rig._mouths = [_scaled_layer(layer, f) for layer in self._mouths]
+        rig._finish()
+        return rig
 
     # -- building ---------------------------------------------------------------------------
 
@@ -145,9 +196,7 @@ class RigCharacter:
         k = self._k
         return (math.floor(x0 * k), math.floor(y0 * k), math.ceil(x1 * k), math.ceil(y1 * k))
 
-    def _build(self) -> None:
-        self._draw_layers()
-        self._draw_features()
+    def _finish(self) -> None:
         self._upper_box = _union(
             [_extent(v) for v in (*self._eyes.values(), *self._brows.values())]
         )
@@ -263,8 +312,11 @@ class RigCharacter:
 
     def pose_key(self, pose: Pose) -> PoseKey:
         """The quantized pose: head offsets clamped to the rig's range, in whole pixels."""
-        dx = min(self.max_head_dx_px, max(-self.max_head_dx_px, round(pose.head_dx_px)))
-        dy = min(self.max_head_dy_px, max(-self.max_head_dy_px, round(pose.head_dy_px)))
+        # Tall sprites (close shots) move in steps of two pixels: the motion looks the same and
+        # a quarter as many head positions need a tile of their own.
+        step = 2 if self.height_px > 560 else 1
+        dx = min(self.max_head_dx_px, max(-self.max_head_dx_px, step * round(pose.head_dx_px / step)))
+        dy = min(self.max_head_dy_px, max(-self.max_head_dy_px, step * round(pose.head_dy_px / step)))
         rise = round(min(1.0, max(0.0, pose.breath)) * self.max_rise_px)
         return PoseKey(
             rise,
@@ -345,16 +397,25 @@ class RigCharacter:
         a, b, q = mkey
         if q == 0:
             return self._mouths[a]
-        return self._blend(self._mouths[a], self._mouths[b], q / MOUTH_BLEND_STEPS)
+        layer = self._between.get(mkey)
+        if layer is None:
+            layer = self._draw_between(a, b, q / MOUTH_BLEND_STEPS)
+            self._between.put(mkey, layer)
+        return layer
 
-    def _blend(self, a: Layer, b: Layer, t: float) -> Layer:
-        """Cross-fade of two mouth drawings (premultiplied, so edges stay clean)."""
-        x0, y0, x1, y1 = self._mouth_box
-        out = np.zeros((y1 - y0, x1 - x0, 4), np.float32)
-        for layer, wgt in ((a, 1.0 - t), (b, t)):
-            ys, xs = layer.y - y0, layer.x - x0
-            out[ys : ys + layer.px.shape[0], xs : xs + layer.px.shape[1]] += wgt * layer.px
-        return Layer(x0, y0, out)
+    def _draw_between(self, a: int, b: int, t: float) -> Layer:
+        """The mouth part way from viseme a to b, drawn as one mouth (``blend_shapes``): its
+        opening grows with the blend, where a cross-fade would show the wider one's ghost."""
+        g = self._geom
+        left, top, right, bottom = MOUTH_EXTENT_UNITS
+        mouth_box = self._box(g.cx + left, g.mouth_y + top, g.cx + right, g.mouth_y + bottom)
+        shape = blend_shapes(MOUTH_SHAPES[VISEMES[a]], MOUTH_SHAPES[VISEMES[b]], t)
+        c = self._canvas(mouth_box)
+        draw_mouth(
+            c, cx=g.cx, cy=g.mouth_y, shape=shape, skin=self.spec.look.skin_rgb,
+            pressed=VISEMES[a if t < 0.5 else b] == "PP", min_gap=MIN_MOUTH_GAP_PX / self._k,
+        )
+        return _cropped(c.premul(), x=mouth_box[0], y=mouth_box[1])
 
     def _compose_patch(self, box: Box, layers: list[Layer]) -> np.ndarray:
         x0, y0, x1, y1 = box

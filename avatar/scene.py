@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -29,6 +29,9 @@ from avatar.rig import PoseKey, RigCharacter, sprite_size
 from avatar.sets import check_set_name, parse_colour, render_set
 from avatar.spec import CharacterSpec
 from lipsync.visemes import SIL
+
+if TYPE_CHECKING:
+    from avatar.photo.character import PhotoCharacter
 
 MIN_WIDTH_PX, MAX_WIDTH_PX = 64, 1280
 MIN_HEIGHT_PX, MAX_HEIGHT_PX = 64, 720
@@ -92,6 +95,11 @@ def _sprite_height(box_w: float, box_h: float) -> int:
     return max(24, math.floor(min(_FILL_HEIGHT * box_h, _FILL_WIDTH * box_w / aspect)))
 
 
+def row_layout(n: int, w: int, h: int) -> SceneLayout:
+    """``n`` characters side by side, bottom-aligned, as big as the frame allows (no grid)."""
+    return _row(n, w, h)
+
+
 def _row(n: int, w: int, h: int) -> SceneLayout:
     sh = _sprite_height(w / n, h)
     sw = sprite_size(sh)[0]
@@ -135,26 +143,37 @@ class _Tile(NamedTuple):
 
 class _SlotTiles:
     """One character's tiles. The body moves only with breath, so "body over background" is kept
-    per breath level; a tile then holds just the rectangle the head and back hair cover."""
+    per breath level; a tile then holds just the rectangle the head and back hair cover.
+
+    A slot may reach past the frame (a close-up's shoulders, a character at the edge of a
+    shot): everything here covers only the ``visible`` part, in sprite coordinates."""
 
     def __init__(
-        self, rig: RigCharacter | SpriteCharacter, background: np.ndarray, slot: Slot, *, cache_mb: float
+        self, rig: RigCharacter | SpriteCharacter | PhotoCharacter, background: np.ndarray, slot: Slot, *,
+        cache_mb: float,
     ) -> None:
         self.rig = rig
         h, w = slot.height_px, slot.width_px
+        H, W = background.shape[:2]
+        vx0, vy0 = max(0, -slot.x_px), max(0, -slot.y_px)
+        vx1, vy1 = min(w, W - slot.x_px), min(h, H - slot.y_px)
+        if vx1 <= vx0 or vy1 <= vy0:
+            raise ValueError(f"{rig.spec.name}'s slot {slot} lies wholly outside the {W}x{H} frame")
+        self.visible: Box = (vx0, vy0, vx1, vy1)
         self.bg = (
-            background[slot.y_px : slot.y_px + h, slot.x_px : slot.x_px + w].astype(np.float32)
+            background[slot.y_px + vy0 : slot.y_px + vy1, slot.x_px + vx0 : slot.x_px + vx1].astype(
+                np.float32
+            )
             / 255.0
         )
-        self.body_f: list[np.ndarray] = []
         self.body_u8: list[np.ndarray] = []
         for r in range(rig.max_rise_px + 1):
             body = rig.stack(PoseKey(r, 0, 0, 2, 0, 0, (SIL, SIL, 0)))[1].px
             rgb = self.bg.copy()
-            over(rgb, body)
-            self.body_f.append(rgb)
-            self.body_u8.append(_u8(rgb.copy()))
-        entries = max(4, int(cache_mb * 2**20 // (h * w * 3 // 2)))
+            over(rgb, body[vy0:vy1, vx0:vx1])
+            self.body_u8.append(_u8(rgb))
+        vh, vw = vy1 - vy0, vx1 - vx0
+        entries = max(4, int(cache_mb * 2**20 // (vh * vw * 3 // 2)))
         self.tiles: LruCache[tuple[int, ...], _Tile] = LruCache(max_entries=entries)
 
     def tile(self, key: PoseKey) -> _Tile:
@@ -164,23 +183,30 @@ class _SlotTiles:
             return tile
         hair_back, body, head = self.rig.stack(key)
         assert hair_back.flat is not None and body.flat is not None and head.flat is not None
-        h, w = self.bg.shape[:2]
+        vx0, vy0, vx1, vy1 = self.visible
         movers = [lay for lay in (hair_back, head) if lay.px.size]
-        x0 = max(0, min(lay.x for lay in movers))
-        y0 = max(0, min(lay.y for lay in movers))
-        x1 = min(w, max(lay.x + lay.px.shape[1] for lay in movers))
-        y1 = min(h, max(lay.y + lay.px.shape[0] for lay in movers))
+        x0 = max(vx0, min(lay.x for lay in movers))
+        y0 = max(vy0, min(lay.y for lay in movers))
+        x1 = min(vx1, max(lay.x + lay.px.shape[1] for lay in movers))
+        y1 = min(vy1, max(lay.y + lay.px.shape[0] for lay in movers))
+        region = self.bg[y0 - vy0 : y1 - vy0, x0 - vx0 : x1 - vx0].copy()
         if hair_back.px.size:
-            region = self.bg[y0:y1, x0:x1].copy()
             over_rgb(region, hair_back.flat, x=hair_back.x - x0, y=hair_back.y - y0)
-            over_rgb(region, body.flat, x=-x0, y=-y0)
-        else:
-            region = self.body_f[key.rise_px][y0:y1, x0:x1].copy()
+        over_rgb(region, body.flat, x=-x0, y=-y0)
         over_rgb(region, head.flat, x=head.x - x0, y=head.y - y0)
         tile = _Tile(self.body_u8[key.rise_px], x0, y0, _u8(region))
         tile.head.flags.writeable = False
         self.tiles.put(bkey, tile)
         return tile
+
+
+def _paste(frame: np.ndarray, rgb: np.ndarray, x: int, y: int) -> None:
+    """``rgb`` pasted at (x, y), clipped to the frame."""
+    h, w = rgb.shape[:2]
+    H, W = frame.shape[:2]
+    x0, y0, x1, y1 = max(0, x), max(0, y), min(W, x + w), min(H, y + h)
+    if x1 > x0 and y1 > y0:
+        frame[y0:y1, x0:x1] = rgb[y0 - y : y1 - y, x0 - x : x1 - x]
 
 
 def _u8(rgb: np.ndarray) -> np.ndarray:
@@ -202,9 +228,10 @@ class Compositor:
         self,
         *,
         layout: SceneLayout,
-        characters: Sequence[RigCharacter | SpriteCharacter | CharacterSpec],
+        characters: Sequence[RigCharacter | SpriteCharacter | PhotoCharacter | CharacterSpec],
         set_name: str = "studio",
         tile_cache_mb: float = 40.0,
+        background: np.ndarray | None = None,
     ) -> None:
         if len(characters) != len(layout.slots):
             raise ValueError(
@@ -213,7 +240,7 @@ class Compositor:
         check_set_name(set_name)
         self.layout = layout
         self.set_name = set_name
-        self.rigs: list[RigCharacter | SpriteCharacter] = []
+        self.rigs: list[RigCharacter | SpriteCharacter | PhotoCharacter] = []
         for ch, slot in zip(characters, layout.slots, strict=True):
             rig = build_character(ch, height_px=slot.height_px) if isinstance(ch, CharacterSpec) else ch
             if rig.height_px != slot.height_px:
@@ -222,7 +249,11 @@ class Compositor:
                     f"its slot needs {slot.height_px}"
                 )
             self.rigs.append(rig)
-        self._background = self._draw_background()
+        if background is not None and background.shape != (layout.height_px, layout.width_px, 3):
+            raise ValueError(
+                f"background must be {(layout.height_px, layout.width_px, 3)}, got {background.shape}"
+            )
+        self._background = self._draw_background() if background is None else background.copy()
         self._background.flags.writeable = False
         self._slots = [
             _SlotTiles(rig, self._background, slot, cache_mb=tile_cache_mb)
@@ -265,14 +296,15 @@ class Compositor:
             zip(self.rigs, self.layout.slots, poses, strict=True)
         ):
             key = rig.pose_key(pose)
-            tile = self._slots[i].tile(key)
+            tiles = self._slots[i]
+            tile = tiles.tile(key)
             x, y = slot.x_px, slot.y_px
-            frame[y : y + slot.height_px, x : x + slot.width_px] = tile.body
+            vx0, vy0, vx1, vy1 = tiles.visible
+            frame[y + vy0 : y + vy1, x + vx0 : x + vx1] = tile.body
             hh, hw = tile.head.shape[:2]
             frame[y + tile.y : y + tile.y + hh, x + tile.x : x + tile.x + hw] = tile.head
             for p in rig.patches(key):
-                ph, pw = p.rgb.shape[:2]
-                frame[y + p.y_px : y + p.y_px + ph, x + p.x_px : x + p.x_px + pw] = p.rgb
+                _paste(frame, p.rgb, x + p.x_px, y + p.y_px)
         return frame
 
     def mouth_boxes(self) -> list[Box]:

@@ -20,6 +20,8 @@ FACIAL_HAIR: tuple[str, ...] = ("none", "beard", "moustache", "stubble")
 BROW_STYLES: tuple[str, ...] = ("soft", "straight", "arched", "thick", "thin")
 CLOTHES_STYLES: tuple[str, ...] = ("tshirt", "hoodie", "blazer", "sweater", "collared")
 ACCESSORIES: tuple[str, ...] = ("none", "glasses", "round_glasses", "earrings")
+AGES: tuple[str, ...] = ("adult", "child", "young", "middle", "old")
+BUILDS: tuple[str, ...] = ("average", "slim", "broad")
 
 # Palettes for auto-casting. Hair avoids near-white and crimson so it can never be mistaken
 # for the fixed mouth-interior colours that avatar.measure looks for.
@@ -98,6 +100,11 @@ class Look:
     accessory: str = "none"
     facial_hair: str = "none"
     lashes: bool = False
+    age: str = "adult"
+    """How old the character is drawn: lines around the eyes and mouth for "middle" and "old",
+    a softer, rounder face for "child"."""
+    build: str = "average"
+    """Shoulder width: "slim", "average" or "broad"."""
 
     def __post_init__(self) -> None:
         _check_choice("face_shape", self.face_shape, FACE_SHAPES)
@@ -106,6 +113,8 @@ class Look:
         _check_choice("clothes_style", self.clothes_style, CLOTHES_STYLES)
         _check_choice("accessory", self.accessory, ACCESSORIES)
         _check_choice("facial_hair", self.facial_hair, FACIAL_HAIR)
+        _check_choice("age", self.age, AGES)
+        _check_choice("build", self.build, BUILDS)
         for what in ("skin_rgb", "hair_rgb", "eye_rgb", "clothes_rgb", "accent_rgb"):
             _check_rgb(what, getattr(self, what))
 
@@ -142,6 +151,14 @@ def _builtin(name: str, look: Look, voice: VoiceSpec) -> CharacterSpec:
     return CharacterSpec(name=name, look=look, voice=voice, seed=_seed_of(name))
 
 
+def _natural(voice_id: str, speed: float, *, variant: str, pitch: int, pitch_range: int, rate_wpm: int) -> VoiceSpec:
+    """A built-in character's natural voice, with the espeak-ng voice it had as its fallback."""
+    return VoiceSpec(
+        variant=variant, pitch=pitch, pitch_range=pitch_range, rate_wpm=rate_wpm,
+        backend="kokoro", voice_id=voice_id, speed=speed,
+    )
+
+
 BUILTIN_CAST: tuple[CharacterSpec, ...] = (
     _builtin(
         "MAYA",
@@ -158,7 +175,7 @@ BUILTIN_CAST: tuple[CharacterSpec, ...] = (
             accessory="earrings",
             lashes=True,
         ),
-        VoiceSpec(variant="f2", pitch=62, pitch_range=60, rate_wpm=170),
+        _natural("af_heart", 1.0, variant="f2", pitch=62, pitch_range=60, rate_wpm=170),
     ),
     _builtin(
         "LEO",
@@ -174,7 +191,7 @@ BUILTIN_CAST: tuple[CharacterSpec, ...] = (
             accent_rgb=(240, 240, 232),
             facial_hair="stubble",
         ),
-        VoiceSpec(variant="m3", pitch=38, pitch_range=50, rate_wpm=175),
+        _natural("am_puck", 1.05, variant="m3", pitch=38, pitch_range=50, rate_wpm=175),
     ),
     _builtin(
         "IRIS",
@@ -191,7 +208,7 @@ BUILTIN_CAST: tuple[CharacterSpec, ...] = (
             accessory="round_glasses",
             lashes=True,
         ),
-        VoiceSpec(variant="f4", pitch=72, pitch_range=65, rate_wpm=180),
+        _natural("af_bella", 1.05, variant="f4", pitch=72, pitch_range=65, rate_wpm=180),
     ),
     _builtin(
         "OMAR",
@@ -207,7 +224,7 @@ BUILTIN_CAST: tuple[CharacterSpec, ...] = (
             accent_rgb=(250, 246, 236),
             facial_hair="beard",
         ),
-        VoiceSpec(variant="m1", pitch=30, pitch_range=45, rate_wpm=160),
+        _natural("am_michael", 0.95, variant="m1", pitch=30, pitch_range=45, rate_wpm=160),
     ),
     _builtin(
         "ZARA",
@@ -224,7 +241,7 @@ BUILTIN_CAST: tuple[CharacterSpec, ...] = (
             accessory="earrings",
             lashes=True,
         ),
-        VoiceSpec(variant="f1", pitch=58, pitch_range=55, rate_wpm=165),
+        _natural("af_sarah", 1.0, variant="f1", pitch=58, pitch_range=55, rate_wpm=165),
     ),
     _builtin(
         "SAM",
@@ -240,7 +257,7 @@ BUILTIN_CAST: tuple[CharacterSpec, ...] = (
             accent_rgb=(240, 196, 80),
             lashes=True,
         ),
-        VoiceSpec(variant="f3", pitch=66, pitch_range=50, rate_wpm=185),
+        _natural("af_nova", 1.05, variant="f3", pitch=66, pitch_range=50, rate_wpm=185),
     ),
     _builtin(
         "KAI",
@@ -256,7 +273,7 @@ BUILTIN_CAST: tuple[CharacterSpec, ...] = (
             accent_rgb=(250, 250, 250),
             accessory="glasses",
         ),
-        VoiceSpec(variant="m5", pitch=44, pitch_range=55, rate_wpm=170),
+        _natural("am_fenrir", 1.0, variant="m5", pitch=44, pitch_range=55, rate_wpm=170),
     ),
 )
 
@@ -266,10 +283,15 @@ _MALE_FACIAL = ("none", "none", "beard", "stubble", "moustache")
 _AUTO_ACCESSORY = ("none", "none", "none", "glasses", "round_glasses", "earrings")
 
 
+_GREY_HAIR = (168, 168, 176)
+
+
 def auto_cast(name: str, *, language: str = "en-us") -> CharacterSpec:
-    """A distinct character chosen deterministically from ``name`` (any case gives the same)."""
-    voice = auto_voice(name, language=language)
+    """A distinct character chosen deterministically from ``name`` (any case gives the same).
+
+    The voice matches the look: a woman's or a man's, older-sounding under grey hair."""
     d = name_digest(name)
+    voice = auto_voice(name, language=language, mature=HAIR_COLOURS[d[8] % len(HAIR_COLOURS)] == _GREY_HAIR)
     female = voice.variant.startswith("f")
     hair_style = (_FEMALE_HAIR if female else _MALE_HAIR)[d[7] % (5 if female else 6)]
     facial = "none" if female else _MALE_FACIAL[d[14] % len(_MALE_FACIAL)]

@@ -115,12 +115,13 @@ def split_parentheticals(text: str) -> tuple[list[str], str]:
     return found, text[pos:].strip()
 
 
-def logical_lines(text: str) -> Rows:
+def logical_lines(text: str, *, notes: list[tuple[int, str]] | None = None) -> Rows:
     """Split into rows with notes ``[[..]]`` and boneyard ``/*..*/`` removed.
 
     A removal spanning lines joins the text around it into one row numbered by the line it
     started on, so later rows keep their true numbers. A row emptied only by a removal is
-    dropped: a note on its own line must not end a dialogue block.
+    dropped: a note on its own line must not end a dialogue block. ``notes``, when given,
+    receives each note's (line, text inside the brackets).
     """
     rows: Rows = []
     current: list[str] = []
@@ -138,6 +139,8 @@ def logical_lines(text: str) -> Rows:
         if match is None:
             _keep_row(rows, start, "".join(current), removed)
             return rows
+        if notes is not None and match.group().startswith("[["):
+            notes.append((line_no, match.group()[2:-2].strip()))
         line_no += match.group().count("\n")
         removed = True
         pos = match.end()

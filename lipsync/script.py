@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from lipsync.fountain import (
@@ -43,6 +43,7 @@ MAX_LINE_CHARS = 1_000
 NO_DIALOGUE = "no dialogue found: expected Fountain character cues or 'NAME: line' lines"
 
 _COLON_RE = re.compile(r"[:：]")
+_SHOT_NOTE_RE = re.compile(r"shot\s*:(.*)\Z", re.IGNORECASE | re.DOTALL)
 _NAME_PUNCTUATION = " .'-’"
 
 
@@ -79,6 +80,14 @@ class Action:
 
 
 @dataclass(frozen=True, slots=True)
+class Note:
+    """A note for the director, ``[[shot: close MAYA]]``: ``text`` is what follows ``shot:``."""
+
+    text: str
+    source_line: int
+
+
+@dataclass(frozen=True, slots=True)
 class Scene:
     """A heading and what happens under it; ``heading`` is None for text before any heading."""
 
@@ -86,6 +95,7 @@ class Scene:
     lines: tuple[Line, ...]
     actions: tuple[Action, ...]
     source_line: int
+    notes: tuple[Note, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +140,25 @@ def parse_script(
     if not text.strip():
         raise ScriptError("script is empty")
     alias_map = _canonical_aliases(aliases)
-    rows = logical_lines(text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n"))
+    notes: list[tuple[int, str]] = []
+    rows = logical_lines(text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n"), notes=notes)
+    return _with_notes(_parse_rows(rows, alias_map, max_line_chars), notes)
+
+
+def _with_notes(script: Script, notes: list[tuple[int, str]]) -> Script:
+    """Shot notes (``[[shot: ...]]``) attached to the scene they are written in."""
+    found = [(line, _SHOT_NOTE_RE.match(text)) for line, text in notes]
+    shot_notes = [Note(m.group(1).strip(), line) for line, m in found if m is not None]
+    if not shot_notes:
+        return script
+    scenes = list(script.scenes)
+    for note in shot_notes:
+        at = max((i for i, sc in enumerate(scenes) if sc.source_line <= note.source_line), default=0)
+        scenes[at] = replace(scenes[at], notes=(*scenes[at].notes, note))
+    return replace(script, scenes=tuple(scenes))
+
+
+def _parse_rows(rows: Rows, alias_map: dict[str, str], max_line_chars: int) -> Script:
     plain_title, plain_body = split_title(rows, any_key=False)
     counted, matched = _count_plain(plain_body)
     if matched * 2 <= counted:
@@ -143,6 +171,20 @@ def parse_script(
     plain = _Builder(aliases=alias_map, max_line_chars=max_line_chars)
     _parse_plain(plain_body, plain)
     return plain.build(title=plain_title, format="plain")
+
+
+def likely_aliases(names: Sequence[str]) -> list[tuple[str, str]]:
+    """(cue, name) pairs where a cue holds another character's whole name as words:
+    ``CYBER BOB`` holds ``BOB``, ``BOB (V.O.)`` is already ``BOB``. Reported, never merged:
+    ``--alias "CYBER BOB=BOB"`` merges them."""
+    out = []
+    for cue in names:
+        words = cue.split()
+        for name in names:
+            n = name.split()
+            if name != cue and len(n) < len(words) and any(words[i : i + len(n)] == n for i in range(len(words))):
+                out.append((cue, name))
+    return out
 
 
 def _canonical(name: str) -> str:

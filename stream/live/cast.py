@@ -9,8 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from avatar.camera import Camera, RigLibrary
 from avatar.director import SceneDirector
 from avatar.scene import Compositor, SceneLayout
+from avatar.shots import Shot
 from avatar.spec import Cast, CharacterSpec
 from stream.errors import ClientError
 
@@ -28,6 +30,9 @@ class SceneView:
     set_name: str
     compositor: Compositor
     director: SceneDirector
+    camera: Camera | None = None
+    """The live director's camera (``None``: the one static layout); its rigs are shared with
+    ``compositor``."""
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -48,10 +53,40 @@ def resolve_cast(
 
 
 def build_view(
-    specs: tuple[CharacterSpec, ...], set_name: str, *, version: int, width_px: int, height_px: int
+    specs: tuple[CharacterSpec, ...],
+    set_name: str,
+    *,
+    version: int,
+    width_px: int,
+    height_px: int,
+    rigs: RigLibrary | None = None,
+    marks: dict[str, float] | None = None,
 ) -> SceneView:
-    """Lay ``specs`` out in front of ``set_name`` (blocking: renders the layers; run it in a worker)."""
+    """Lay ``specs`` out in front of ``set_name`` (blocking: renders the layers; run it in a worker).
+
+    With ``rigs`` and ``marks`` the view also gets the live director's camera, every shot it
+    may cut to set up now (a wide, and a medium single and two-shots of everyone), its
+    characters drawn once in ``rigs`` (kept by the session, so a returning cast is not
+    redrawn)."""
     layout = SceneLayout.for_count(len(specs), width_px=width_px, height_px=height_px)
-    compositor = Compositor(layout=layout, characters=specs, set_name=set_name)
-    director = SceneDirector.for_compositor(compositor)
-    return SceneView(version, specs, set_name, compositor, director)
+    if rigs is None or marks is None:
+        compositor = Compositor(layout=layout, characters=specs, set_name=set_name)
+        return SceneView(version, specs, set_name, compositor, SceneDirector.for_compositor(compositor))
+    for spec in specs:
+        rigs.add(spec)
+    camera = Camera(specs=specs, marks=marks, set_name=set_name, width_px=width_px, height_px=height_px, rigs=rigs)
+    names = [s.name for s in specs]
+    shots = [Shot(0, 1, "medium", (n,)) for n in names] + [
+        Shot(0, 1, "two", (a, b)) for i, a in enumerate(names) for b in names[i + 1 :]
+    ]
+    camera.want(shots)
+    for spec, slot in zip(specs, layout.slots, strict=True):
+        rigs.want(spec.name, slot.height_px)
+    rigs.prepare()
+    compositor = Compositor(
+        layout=layout, characters=[rigs.get(s.name, slot.height_px) for s, slot in zip(specs, layout.slots, strict=True)],
+        set_name=set_name,
+    )  # fmt: skip
+    for shot in shots:
+        camera.setup(shot)
+    return SceneView(version, specs, set_name, compositor, SceneDirector.for_compositor(compositor), camera)

@@ -14,6 +14,7 @@ from typing import Protocol
 
 import numpy as np
 
+from avatar.shots import Shot
 from lipsync.audio import to_int16
 from lipsync.mixer import limit, mix_into
 from lipsync.streaming import StreamingUtterance
@@ -51,6 +52,7 @@ class FrameState:
     # backend's drive window. Rows not known yet (beyond the line's synthesised speech, or a live
     # input) repeat the latest known row.
     drives: tuple[np.ndarray, ...] = ()
+    shot: Shot | None = None  # the live director's shot; None: the view's whole layout
 
 
 @dataclass

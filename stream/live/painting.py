@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from avatar.shots import Shot
 from stream.live.frames import FrameState
 
 if TYPE_CHECKING:  # only the neural backend loads the model code
@@ -20,6 +21,11 @@ if TYPE_CHECKING:  # only the neural backend loads the model code
     from stream.live.faces import FaceService, PendingPaint
 
 logger = logging.getLogger(__name__)
+
+
+def _whole(shot: Shot, names: tuple[str, ...]) -> bool:
+    """Whether ``shot`` is the wide of everyone: the view's own layout draws it."""
+    return shot.kind in ("wide", "two") and set(shot.subjects) == set(names)
 
 
 class ScenePainter:
@@ -49,6 +55,11 @@ class ScenePainter:
         mouths queued for the model (``None`` when there is nothing to wait for). Without a
         display time the mouths are painted here, on the calling thread."""
         view = state.view
+        shot = state.shot
+        if self.faces is None and shot is not None and view.camera is not None and not _whole(shot, view.names):
+            talkers = [n for n, s in zip(view.names, state.speaking, strict=True) if s]
+            mouths = dict(zip(view.names, state.mouths, strict=True))
+            return view.camera.draw(shot, state.index, mouths=mouths, talkers=talkers), None
         poses = view.director.poses(state.index, mouths=state.mouths, speaking=state.speaking)
         frame = view.compositor.compose(poses)
         if self.faces is None:
