@@ -1,12 +1,13 @@
 // talkie /view: plays a scene over WHEP, full window, no controls (an OBS browser source).
 // ?session=ID&secret=SECRET views an existing session (its secret comes with its answer), else a
 // new scene (?cast=MAYA,LEO); ?bg=#rrggbb makes the set that solid colour (a chroma key);
-// ?token= is passed on. Reconnects when dropped.
+// ?token= is passed on; &key=1 keys the bg colour out in the browser (chroma.js): the page is
+// transparent where the set was, for an OBS browser source over a game. Reconnects when dropped.
 "use strict";
 
 const params = new URLSearchParams(location.search);
 const session = params.get("session");
-const bg = params.get("bg");
+const bg = params.get("bg") || (["1", "true", "yes"].includes(params.get("key") || "") ? "#00ff00" : null);
 const token = params.get("token");
 const secret = params.get("secret");
 const video = document.getElementById("video");
@@ -14,6 +15,16 @@ const note = document.getElementById("note");
 window.talkieView = { state: "new", resource: null };
 
 if (bg && /^#([0-9a-f]{3}|[0-9a-f]{6})$/i.test(bg)) document.body.style.background = bg;
+const keyed = ["1", "true", "yes"].includes(params.get("key") || "");
+if (keyed) {
+  document.body.classList.add("keyed");
+  document.documentElement.style.background = "transparent";
+  const canvas = document.getElementById("canvas");
+  canvas.hidden = false;
+  const keyer = new ChromaKeyer(video, canvas, bg || "#00ff00", { webgl: params.get("keyer") !== "2d" });
+  window.talkieView.keyer = keyer;
+  keyer.start();
+}
 
 function show(text) {
   note.textContent = text;

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import time
 import warnings
 from collections.abc import Iterator
@@ -9,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import av
+import numpy as np
 import pytest
+from PIL import Image
 from support import synthetic_take
 
 from stream.live.config import ServerConfig
@@ -190,3 +193,41 @@ def test_the_api_needs_the_token_when_one_is_set(engine: Engine, tmp_path: Path)
         refused(http.get("/api/openapi.json"), 401, "unauthorised")
         assert http.get("/api/series", headers={"Authorization": f"Bearer {token}"}).status_code == 200
         assert http.post(f"/api/series?token={token}", json={"name": "ok"}).status_code == 201
+
+
+def test_the_studio_endpoints_check_scripts_voices_previews_and_playback(client: TestClient, engine: Engine) -> None:
+    checked = ok(client.post("/api/script/check", json={"text": "MAYA: Hi.\n\nLEO: Hello ^\nMAYA: Fine."}))
+    assert [(ln["speaker"], ln["text"], ln["source_line"]) for ln in checked["lines"]] == [
+        ("MAYA", "Hi.", 1), ("LEO", "Hello ^", 3), ("MAYA", "Fine.", 4),
+    ]
+    refused(client.post("/api/script/check", json={"text": "MAYA: ok\nLEO: " + "x" * 1200}), 400, "bad_script", "line 2:")
+    refused(client.post("/api/script/check", json={"text": 3}), 400, "bad_script", "'text'")
+    series_id, _, (scene_id, _) = make_episode(client)
+    leo = ok(client.post(f"/api/series/{series_id}/characters", json={"name": "ZARA"}), 201)
+    changed = ok(client.patch(f"/api/characters/{leo['id']}/voice", json={"variant": "m3", "pitch": 30}))
+    assert changed["spec"]["voice"]["variant"] == "m3" and changed["spec"]["voice"]["pitch"] == 30
+    assert changed["spec"]["look"] == leo["spec"]["look"]
+    refused(client.patch(f"/api/characters/{leo['id']}/voice", json={"variant": "zz"}), 400, "bad_character", "variant")
+    preview = client.get(f"/api/characters/{leo['id']}/preview.png")
+    assert preview.status_code == 200 and preview.content[:8] == b"\x89PNG\r\n\x1a\n"
+    kitchen = ok(client.post(f"/api/series/{series_id}/sets", json={"name": "Kitchen", "backdrop": "#00ff00"}), 201)
+    still = np.asarray(Image.open(io.BytesIO(client.get(f"/api/sets/{kitchen['id']}/preview.png").content)))
+    assert tuple(still[10, 10][:3]) == (0, 255, 0)
+    refused(client.get("/api/takes/tk_00000000000000aa/media"), 404, "not_found", "take")
+    # A recording take cannot be played back yet; a finished one plays as an MP4 of its frames.
+    app: Any = client.app
+    scene = LiveScene(cast=engine.cast, speech=engine.speech, synth_executor=engine.synth_executor)
+    session = Session(engine=engine, config=app.state.config, scene=scene)
+    session.recordings = app.state.recordings
+    app.state.sessions.sessions[session.id] = session
+    url = f"/api/sessions/{session.id}/record?secret={session.secret}"
+    take = ok(client.post(url, json={"scene_id": scene_id}), 201)
+    refused(client.get(f"/api/takes/{take['id']}/media"), 409, "not_ready", "still recording")
+    ok(client.delete(url))
+    refused(client.get(f"/api/takes/{take['id']}/media"), 409, "nothing_to_export", "no frames")
+
+
+def test_an_offer_for_a_scene_names_what_is_wrong(client: TestClient) -> None:
+    sdp = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=fingerprint:sha-256 AA\r\n"
+    refused(client.post("/offer", json={"sdp": sdp, "type": "offer", "scene_id": 7}), 400, "bad_offer", "'scene_id'")
+    refused(client.post("/offer", json={"sdp": sdp, "type": "offer", "scene_id": "sc_00000000000000aa"}), 404, "not_found", "scene")

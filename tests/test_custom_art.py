@@ -3,12 +3,17 @@ get errors that name what is missing."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import io
 import json
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
+from support import decode, start_server
 
 from avatar.colors import CAVITY_RGB
 from avatar.custom import CharacterArtError, SpriteCharacter, art_spec, load_art
@@ -17,6 +22,11 @@ from avatar.pose import Pose
 from avatar.scene import Compositor, SceneLayout
 from avatar.spec import Cast
 from lipsync.visemes import VISEME_INDEX
+from stream.live.config import ServerConfig
+from stream.live.engine import Engine
+from stream.store import Store
+from stream.store.cast import series_cast
+from stream.tools.client import ScenePeer
 
 W, H = 120, 160
 SKIN = (240, 200, 160, 255)
@@ -138,3 +148,91 @@ def test_bad_folders_name_what_is_wrong(tmp_path: Path, change: str, expected: s
         (folder / "mouth_open.png").write_bytes(b"not a png")
     with pytest.raises(CharacterArtError, match=expected.replace("(", r"\(")):
         load_art(folder)
+
+
+# -- PNG art in a series: kept in the store, played live, recorded, exported ------------------------
+
+
+def _art_files(folder: Path) -> dict[str, str]:
+    return {p.name: base64.b64encode(p.read_bytes()).decode() for p in sorted(folder.iterdir())}
+
+
+def _skin_pixels(frame: np.ndarray) -> int:
+    """Pixels of PIP's face colour (its base PNG's skin), as a decoded frame shows them."""
+    return int((np.abs(frame.astype(int) - np.array(SKIN[:3])).max(axis=-1) < 18).sum())
+
+
+@pytest.mark.slow
+async def test_a_series_with_png_art_records_a_live_take_and_exports_it(engine: Engine, tmp_path: Path) -> None:
+    folder = make_folder(tmp_path)
+    app, url, stop = await start_server(ServerConfig(data_dir=tmp_path / "data"), engine)
+    peer = ScenePeer()
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+            series = (await http.post("/api/series", json={"name": "Art"})).json()
+            art_url = f"/api/series/{series['id']}/characters/art"
+            bad = await http.post(art_url, json={"files": {"../base.png": "AAAA"}})
+            assert bad.status_code == 400 and "plain file name" in bad.json()["message"]
+            broken = {k: v for k, v in _art_files(folder).items() if k != "base.png"}
+            bad = await http.post(art_url, json={"files": broken})
+            assert bad.status_code == 400 and "'base' file 'base.png' is missing" in bad.json()["message"]
+            assert not list((tmp_path / "data" / "art").glob("art_*"))  # nothing half-kept
+            pip = (await http.post(art_url, json={"files": _art_files(folder)})).json()
+            assert pip["name"] == "PIP" and pip["spec"]["art"].startswith("art_")
+            kept = tmp_path / "data" / "art" / pip["spec"]["art"]
+            assert (kept / "character.json").is_file() and (kept / "base.png").read_bytes() == (folder / "base.png").read_bytes()
+            assert (await http.post(f"/api/series/{series['id']}/characters", json={"name": "MAYA"})).status_code == 201
+            preview = await http.get(f"/api/characters/{pip['id']}/preview.png")
+            assert preview.status_code == 200
+            assert _skin_pixels(np.asarray(Image.open(io.BytesIO(preview.content)).convert("RGB"))) > 500
+            episode = (await http.post(f"/api/series/{series['id']}/episodes", json={"name": "Pilot"})).json()
+            scene = (await http.post(f"/api/episodes/{episode['id']}/scenes", json={"name": "Garden"})).json()
+
+            # Opening the scene starts a session with the series' cast: PIP (PNG art) and MAYA.
+            answer = await peer.connect(url, scene_id=scene["id"])
+            assert answer.status_code == 200 and answer.json()["series_id"] == series["id"]
+            hello = await peer.event("hello", timeout=30)
+            assert hello["cast"] == ["PIP", "MAYA"]
+            peer.send({"type": "say", "speaker": "PIP", "text": "Hello, I am drawn from pictures."})
+            await peer.event("line_started", timeout=60)
+            peer.send({"type": "record", "action": "start", "scene_id": scene["id"]})
+            started = await peer.event("take_started", timeout=20)
+            await peer.event("line_ended", timeout=60)
+            peer.send({"type": "record", "action": "stop"})
+            stopped = await peer.event("take_stopped", timeout=20)
+            assert stopped["status"] == "complete" and stopped["frames"] > 0
+
+            take = (await http.get(f"/api/takes/{started['take_id']}")).json()
+            assert take["cast"] == ["PIP", "MAYA"]
+            # The line already playing when the take started is in it, from the take's start.
+            assert [(ln["speaker"], ln["start_sample"]) for ln in take["lines"]] == [("PIP", 0)]
+            chars = (await http.get(f"/api/series/{series['id']}/characters")).json()["characters"]
+            assert [c["name"] for c in chars] == ["PIP", "MAYA"]  # no second PIP, no cast_mismatch
+
+            # Played back in the page, and exported with the episode.
+            media = await http.get(f"/api/takes/{take['id']}/media")
+            assert media.status_code == 200 and media.headers["content-type"] == "video/mp4"
+            (tmp_path / "take.mp4").write_bytes(media.content)
+            job = (await http.post(f"/api/episodes/{episode['id']}/export")).json()
+            for _ in range(600):
+                job = (await http.get(f"/api/exports/{job['id']}")).json()
+                if job["status"] != "running":
+                    break
+                await asyncio.sleep(0.1)
+            assert job["status"] == "done", job
+            mp4 = await http.get(f"/api/exports/{job['id']}/files/mp4")
+            (tmp_path / "episode.mp4").write_bytes(mp4.content)
+    finally:
+        await peer.close()
+        await stop()
+    for name in ("take.mp4", "episode.mp4"):
+        frames, _, audio = decode(tmp_path / name)
+        assert len(frames) == take["frames"] and abs(len(audio) - take["samples"]) < 2048  # AAC's whole frames
+        assert _skin_pixels(frames[len(frames) // 2]) > 2000, f"PIP's art is not in {name}"
+    # A new process (here: a new store) draws the series' PIP from the kept art, as `talkie render` does.
+    store = Store.open(tmp_path / "data")
+    try:
+        spec = series_cast(store.catalog, series["id"]).resolve("PIP")
+        assert spec.art_dir == str(kept.resolve())
+    finally:
+        store.close()

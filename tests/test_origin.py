@@ -136,7 +136,7 @@ def test_the_servers_own_names_are_accepted_and_lookalikes_are_not(client: TestC
 
 
 def test_pages_open_directly_in_a_browser(client: TestClient) -> None:
-    for path in ("/", "/view", "/client/app.js"):
+    for path in ("/", "/view", "/client/live.js"):
         response = client.get(path)  # a top-level navigation sends no Origin for a GET
         assert response.status_code == 200 and response.text.strip(), path
     refused(client.get("/", headers={"host": "evil.example"}), "bad_host")

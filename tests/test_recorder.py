@@ -194,7 +194,9 @@ async def test_a_server_killed_mid_take_comes_back_with_the_take_recovered(tmp_p
             )
             assert started.status_code == 201, started.text
             take_id = started.json()["id"]
+            before = len(peer.events)
             peer.send({"type": "say", "speaker": "MAYA", "text": "Something is wrong with the lights in here."})
+            await peer.event("line_started", after=before, timeout=60)  # a busy machine may take seconds
             mark = len(peer.video)
             await peer.wait_for(lambda: len(peer.video) >= mark + 75)  # three seconds into the take
             last_frame = peer.video[-1][0] // TICKS_PER_FRAME

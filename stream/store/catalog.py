@@ -198,6 +198,14 @@ class Catalog:
     def get_character(self, ident: str) -> Character:
         return character_from_row(self._get("character", ident))
 
+    def set_character_spec(self, ident: str, spec: dict[str, Any]) -> Character:
+        """Change a character's look, voice or seed: takes recorded before keep what they showed;
+        later sessions, takes and renders of the series use the new spec."""
+        with self.db.write() as conn:
+            self._get("character", ident)
+            conn.execute("UPDATE characters SET spec = ? WHERE id = ?", (json.dumps(spec, sort_keys=True), ident))
+        return self.get_character(ident)
+
     def add_set(self, series_id: str, name: object, backdrop: str) -> SetRecord:
         record = SetRecord(new_id("set"), series_id, check_name("set", name), backdrop, now())
         with self.db.write() as conn:

@@ -1,4 +1,4 @@
-"""The Starlette app: the demo page, WebRTC signalling, the control WebSocket and a small API.
+"""The Starlette app: the studio page, WebRTC signalling, the control WebSocket and a small API.
 
 State (the engine and the sessions) lives in the lifespan and ``app.state``, never in module
 globals. When a token is configured, every route except the page and its static files needs
@@ -38,6 +38,7 @@ from stream.web.auth import authorised, holds_secret, require_session, token_gua
 from stream.web.errors import client_error_response, read_json
 from stream.web.openapi import openapi_route
 from stream.web.origin import OriginGuard
+from stream.web.studio import scene_play
 from stream.web.whep import WhepViewers, whep_routes
 from stream.web.whip import whip_routes
 
@@ -50,8 +51,8 @@ async def index(request: Request) -> Response:
     return FileResponse(CLIENT_DIR / "index.html")
 
 
-def _offer_fields(data: dict[str, Any]) -> tuple[str, str, list[str] | None, str | None]:
-    """``sdp``, ``type``, ``cast`` and ``set`` of an offer body, each checked."""
+def _offer_fields(data: dict[str, Any]) -> tuple[str, str, list[str] | None, str | None, str | None]:
+    """``sdp``, ``type``, ``cast``, ``set`` and ``scene_id`` of an offer body, each checked."""
     sdp, type_ = data.get("sdp"), data.get("type")
     if not isinstance(sdp, str) or not isinstance(type_, str):
         raise OfferError("the body needs string fields 'sdp' and 'type'")
@@ -59,7 +60,10 @@ def _offer_fields(data: dict[str, Any]) -> tuple[str, str, list[str] | None, str
         cast, set_name = check_cast(data.get("cast")), check_set(data.get("set"))
     except ClientError as exc:
         raise OfferError(str(exc)) from None
-    return sdp, type_, cast, set_name
+    scene_id = data.get("scene_id")
+    if scene_id is not None and not isinstance(scene_id, str):
+        raise OfferError("'scene_id' must be a scene id string such as sc_0123456789abcdef")
+    return sdp, type_, cast, set_name, scene_id
 
 
 async def offer(request: Request) -> Response:
@@ -71,10 +75,22 @@ async def offer(request: Request) -> Response:
         # /offer's contract: any unusable body, even an oversized one, is a 400 ``bad_offer``
         # (where the store API says 413 ``too_large`` or ``bad_json``).
         raise OfferError(str(exc)) from None
-    sdp, type_, cast, set_name = _offer_fields(data)
-    session, answer = await manager.create(sdp=sdp, type_=type_, cast=cast, set_name=set_name)
+    sdp, type_, cast, set_name, scene_id = _offer_fields(data)
+    body: dict[str, Any] = {}
+    characters = None
+    if scene_id is not None:
+        # A scene of a series plays the series: its cast (PNG art and photos included) and set,
+        # so a take can always be recorded into it.
+        play = await asyncio.to_thread(
+            scene_play, request.app.state.store, scene_id, default_names=cast or ["MAYA", "LEO"]
+        )
+        characters, cast, set_name = play.cast, cast or play.names, set_name or play.set_name
+        body = {"scene_id": scene_id, "series_id": play.series_id}
+    session, answer = await manager.create(
+        sdp=sdp, type_=type_, cast=cast, set_name=set_name, characters=characters
+    )
     return JSONResponse(
-        {"sdp": answer.sdp, "type": answer.type, "session_id": session.id, "secret": session.secret}
+        {"sdp": answer.sdp, "type": answer.type, "session_id": session.id, "secret": session.secret, **body}
     )
 
 
@@ -137,6 +153,8 @@ def create_app(config: ServerConfig, *, engine: Engine | None = None) -> Starlet
         # The episode store: opened (migrated, crash-recovered) before anything can record.
         store = await asyncio.to_thread(Store.open, config.data_dir)
         eng = engine or Engine(config)
+        if own and config.live.voice == "natural":  # the model loads now (seconds), not on the first line
+            await asyncio.to_thread(eng.speech.warm_up)
         app.state.config = config
         app.state.engine = eng
         app.state.sessions = SessionManager(eng, config)
@@ -148,6 +166,7 @@ def create_app(config: ServerConfig, *, engine: Engine | None = None) -> Starlet
             InputHub.load, cast=eng.cast, audio_dir=config.data_dir / "audio"
         )
         app.state.whep = WhepViewers(bounds=config.connection_bounds)
+        app.state.playback_locks = {}  # take id -> the lock of its playback file being made
         try:
             yield
         finally:
