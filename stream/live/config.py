@@ -7,6 +7,7 @@ import ipaddress
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from stream.live.expiry import ConnectionBounds
 
@@ -28,6 +29,9 @@ class LiveConfig:
     max_queued_lines: int = 32
     max_characters: int = 4
     backend: str = "rig"  # "neural": trained mouth models repaint the rig's mouths
+    # Who speaks a line that does not say ("voice" in a say or script message): espeak-ng answers
+    # in ~20 ms; the natural voice takes ~1 s to its first sound on 2 CPU cores (`talkie bench voice`).
+    voice: Literal["espeak", "natural"] = "espeak"
     neural_weights_dir: str | None = None  # None: the shipped lipsync/weights/neural
 
 

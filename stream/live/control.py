@@ -3,6 +3,7 @@
 Client → server::
 
     {"type": "say", "speaker": "MAYA", "text": "Where were you?", "cut_in": false, "overlap": false}
+        (optional "voice": "espeak" (instant) or "natural" (the character's own); default: the server's --voice)
     {"type": "script", "text": "MAYA: Where were you?\\nLEO: Out."}   (Fountain or NAME: line)
     {"type": "interrupt"}
     {"type": "scene", "cast": ["MAYA", "LEO", "IRIS"], "set": "kitchen"}  (either key optional)
@@ -13,6 +14,10 @@ Client → server::
     {"type": "mic", "character": "MAYA"}      (the page's microphone drives MAYA; null: nobody)
     {"type": "play", "character": "LEO", "file": "hello.wav"}  (a file of the server's audio folder)
     {"type": "unbind", "character": "MAYA"}   (end the live input driving MAYA)
+    {"type": "cast", "character": "BOB", "spec": "a white man, 40; hair_style=bald voice.variant=m2"}
+                                              (pin a look and voice for this session: a cast file's line)
+    {"type": "shot", "shot": "close MAYA"}    (hold a shot: wide | two A B | medium A | close A; "auto" lets
+                                               the director cut again)
 
 Server → client: ``hello``, ``line_queued``, ``line_started`` (with ``media_time_s`` and
 ``latency_ms``), ``line_ended`` (with ``interrupted``), ``scene``, ``stats``, ``pong``,
@@ -56,6 +61,7 @@ class Say:
     text: str
     cut_in: bool = False
     overlap: bool = False
+    voice: str | None = None  # "espeak": spoken at once by espeak-ng; None: the character's own voice
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +104,29 @@ class BindInput:
     file: str | None = None
 
 
-Command = Say | Interrupt | SetScene | GetStats | Ping | Record | BindInput
+@dataclass(frozen=True, slots=True)
+class SetShot:
+    """Hold a shot (``"close MAYA"``), or ``"auto"``: the director cuts again."""
+
+    shot: str
+
+
+@dataclass(frozen=True, slots=True)
+class PinCast:
+    """Pin a character's look and voice: ``spec`` is a cast file's line after ``NAME:``."""
+
+    character: str
+    spec: str
+
+
+@dataclass(frozen=True, slots=True)
+class Prepare:
+    """Draw these characters ahead (a script names them before they speak)."""
+
+    names: tuple[str, ...]
+
+
+Command = Say | Interrupt | SetScene | GetStats | Ping | Record | BindInput | SetShot | Prepare | PinCast
 
 
 def _field(msg: dict[str, Any], name: str, kind: type, *, required: bool = True) -> Any:
@@ -217,6 +245,7 @@ def parse_message(raw: str | bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> li
                 text=text,
                 cut_in=bool(_field(msg, "cut_in", bool, required=False)),
                 overlap=bool(_field(msg, "overlap", bool, required=False)),
+                voice=_voice_choice(msg),
             )
         ]
     if kind == "script":
@@ -226,17 +255,24 @@ def parse_message(raw: str | bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> li
         except ScriptError as exc:
             raise ProtocolError("bad_script", str(exc)) from None
         cut_in = bool(_field(msg, "cut_in", bool, required=False))
-        says: list[Command] = []
+        voice = _voice_choice(msg)
+        says: list[Command] = [Prepare(names=script.characters[:MAX_CAST_NAMES])]
         for i, line in enumerate(script.lines):
             try:
                 check_name(line.speaker, field="speaker")
             except ProtocolError as exc:
                 raise ProtocolError("bad_script", f"line {i + 1}: {exc}") from None
             dual = i > 0 and line.dual_group is not None and script.lines[i - 1].dual_group == line.dual_group
-            says.append(Say(speaker=line.speaker, text=line.text, cut_in=cut_in and i == 0, overlap=dual))
+            says.append(
+                Say(speaker=line.speaker, text=line.text, cut_in=cut_in and i == 0, overlap=dual, voice=voice)
+            )
         return says
     if kind == "interrupt":
         return [Interrupt()]
+    if kind == "cast":
+        return [PinCast(character=check_name(_field(msg, "character", str), field="character"), spec=_bounded(_field(msg, "spec", str), field="spec", max_chars=MAX_SAY_CHARS))]
+    if kind == "shot":
+        return [SetShot(shot=_bounded(_field(msg, "shot", str), field="shot", max_chars=MAX_NAME_CHARS * 3))]
     if kind == "scene":
         cast = check_cast(msg.get("cast"))
         set_name = check_set(msg.get("set"))
@@ -270,6 +306,14 @@ def parse_message(raw: str | bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> li
         f"unknown message type {kind!r}; expected say, script, interrupt, scene, stats, ping, record, "
         "mic, play or unbind",
     )
+
+
+def _voice_choice(msg: dict[str, Any]) -> str | None:
+    """A say's or script's optional ``voice``: "espeak" (instant) or "natural" (the character's own)."""
+    voice = _field(msg, "voice", str, required=False)
+    if voice not in (None, "natural", "espeak"):
+        raise ProtocolError("bad_message", f"'voice' must be 'natural' or 'espeak', got {voice!r}")
+    return voice
 
 
 class RateLimiter:

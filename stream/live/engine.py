@@ -30,6 +30,9 @@ class Engine:
         self.cast = cast or Cast.builtin()
         # Speech synthesis and frame production/composition run here, never on the event loop.
         self.synth_executor = ThreadPoolExecutor(max_workers=config.synth_threads, thread_name_prefix="talkie-synth")
+        # A natural line holds its thread for its whole synthesis, lines queued behind it wait
+        # for their turn: a pool of its own, so a pasted script never delays the next message.
+        self.speech_executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="talkie-speech")
         self.render_executor = ThreadPoolExecutor(
             max_workers=config.render_threads, thread_name_prefix="talkie-render"
         )
@@ -58,6 +61,7 @@ class Engine:
         if self.faces is not None:
             self.faces.close()
         self.synth_executor.shutdown(wait=True, cancel_futures=True)
+        self.speech_executor.shutdown(wait=True, cancel_futures=True)
         self.render_executor.shutdown(wait=True, cancel_futures=True)
 
 

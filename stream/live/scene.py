@@ -15,10 +15,15 @@ import threading
 import uuid
 from collections.abc import Sequence
 from concurrent.futures import Executor, Future
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from avatar.camera import RigLibrary, single_height
+from avatar.casting import CastFileError, parse_cast, pinned_spec
+from avatar.livecut import LiveCutter
+from avatar.shots import Shot, assign_marks, parse_shot_note
 from avatar.spec import Cast, CharacterSpec
 from lipsync.speech import SpeechEngine
 from lipsync.streaming import StreamingUtterance
@@ -51,6 +56,7 @@ class LiveScene:
         config: LiveConfig | None = None,
         names: Sequence[str] = ("MAYA", "LEO"),
         faces: FaceService | None = None,
+        director: bool = True,
     ) -> None:
         self.config = config or LiveConfig()
         if self.config.backend not in ("rig", "neural"):
@@ -69,17 +75,88 @@ class LiveScene:
         self._ids = itertools.count(1)
         self._inputs: dict[str, LiveInput] = {}
         self.stats = SceneStats()
+        # The live director (rig backend): rigs drawn once per session, places kept as the
+        # cast changes, and the cutter choosing each frame's shot (producer thread only).
+        self._rigs = RigLibrary() if self.config.backend == "rig" and director else None
+        self._places: dict[str, float] = {}
+        self._cutter: LiveCutter | None = None
+        self._cut_version = 0
+        self._forced: tuple[str | None, tuple[str, ...]] | None = None
+        self._pins: dict[str, CharacterSpec] = {}  # looks and voices pinned by 'cast' messages
         self._view = self._build_view(self._resolve(names), self.config.set_name, version=1)
 
     # -- cast and set ----------------------------------------------------------------------
 
     def _resolve(self, names: Sequence[str]) -> tuple[CharacterSpec, ...]:
-        return resolve_cast(self._cast, names, language=self._language, max_characters=self.config.max_characters)
+        specs = resolve_cast(self._cast, names, language=self._language, max_characters=self.config.max_characters)
+        return tuple(self._pins.get(s.name, s) for s in specs)
+
+    def _spec(self, name: str) -> CharacterSpec:
+        spec = self._cast.resolve(name, language=self._language)
+        return self._pins.get(spec.name, spec)
+
+    def pin(self, name: str, description: str) -> SceneView:
+        """Pin ``name``'s look and voice for this session: ``"a white man, 40; hair_style=bald
+        voice.variant=m2"`` (a cast file's line). Redraws them now if they are on stage
+        (blocking; run it in a worker)."""
+        try:
+            (entry,) = parse_cast(f"{name}: {description}", source="'cast' message").values()
+            spec = pinned_spec(entry, language=self._language, source="'cast' message")
+        except (CastFileError, ValueError) as exc:
+            raise SceneError("bad_cast", str(exc)) from None
+        with self._lock:
+            self._pins[spec.name] = spec
+        view = self.view
+        if spec.name in view.names:
+            return self.set_scene(names=view.names)
+        return view
 
     def _build_view(self, specs: tuple[CharacterSpec, ...], set_name: str, *, version: int) -> SceneView:
+        marks = None
+        if self._rigs is not None:
+            marks = assign_marks([s.name for s in specs], self._places)
+            self._places.update(marks)
         return build_view(
-            specs, set_name, version=version, width_px=self.config.width_px, height_px=self.config.height_px
-        )
+            specs, set_name, version=version, width_px=self.config.width_px, height_px=self.config.height_px,
+            rigs=self._rigs, marks=marks,
+        )  # fmt: skip
+
+    def prepare(self, names: Sequence[str]) -> None:
+        """Draw these characters now (blocking; run it in a worker), so when one of them walks
+        on, their first line is not held up drawing them."""
+        if self._rigs is None:
+            return
+        height = single_height("medium", self.config.height_px)
+        for name in list(dict.fromkeys(names))[:32]:
+            spec = self._spec(name)
+            self._rigs.add(spec)
+            self._rigs.want(spec.name, height)
+        self._rigs.prepare()
+
+    def set_shot(self, shot: str) -> None:
+        """Hold a shot: ``"close MAYA"``, ``"two MAYA LEO"``, ``"wide"``; ``"auto"`` lets the
+        director cut again. Takes effect on the next frame (blocking: may draw a close-up)."""
+        view = self.view
+        if view.camera is None:
+            raise SceneError("no_director", "this scene has no director (the neural backend keeps one layout)")
+        if shot.strip().lower() == "auto":
+            with self._lock:
+                self._forced = (None, ())
+            return
+        try:
+            kind, subjects = parse_shot_note(shot)
+        except ValueError as exc:
+            raise SceneError("bad_shot", str(exc)) from None
+        missing = [n for n in subjects if n not in view.names]
+        if missing:
+            raise SceneError(
+                "bad_shot", f"'shot' names {', '.join(missing)}, who is not on stage ({', '.join(view.names)})"
+            )
+        subjects = subjects or ((view.names[0],) if kind in ("medium", "close") else ())
+        if kind in ("medium", "close") or len(subjects) == 2:
+            view.camera.prepare([Shot(0, 1, kind, subjects)])
+        with self._lock:
+            self._forced = (kind, subjects)
 
     @property
     def view(self) -> SceneView:
@@ -106,7 +183,7 @@ class LiveScene:
     def _ensure_on_screen(self, name: str) -> str:
         """The canonical name of the speaker, bringing them on screen if there is room."""
         view = self.view
-        spec = self._cast.resolve(name, language=self._language)
+        spec = self._spec(name)
         if spec.name in view.names:
             return spec.name
         if len(view.specs) >= self.config.max_characters:
@@ -122,7 +199,8 @@ class LiveScene:
     # -- control -----------------------------------------------------------------------------
 
     def say(
-        self, speaker: str, text: str, *, received_at: float, cut_in: bool = False, overlap: bool = False
+        self, speaker: str, text: str, *, received_at: float, cut_in: bool = False, overlap: bool = False,
+        voice: str | None = None,
     ) -> LiveLine:
         """Queue a line and start synthesising it (blocking briefly; run it in a worker)."""
         text = " ".join(text.split())
@@ -141,7 +219,10 @@ class LiveScene:
                 raise SceneError(
                     "queue_full", f"{len(self._lines.queue)} lines are already waiting; interrupt or wait"
                 )
-            utt = StreamingUtterance(text=text, voice=voice_for_text(spec.voice, text))
+            spoken = voice_for_text(spec.voice, text)
+            if (voice or self.config.voice) == "espeak":  # an instant reply
+                spoken = spoken.as_espeak()
+            utt = StreamingUtterance(text=text, voice=spoken)
             line = LiveLine(
                 id=f"L{next(self._ids)}", speaker=name, text=text, epoch=self._lines.epoch,
                 received_at=received_at, utt=utt, overlap=overlap,
@@ -189,10 +270,24 @@ class LiveScene:
             view = self._view
             playing = list(self._lines.playing)
             inputs = list(self._inputs.items())
-        return mix_frame(
+            forced, self._forced = self._forced, None
+        state = mix_frame(
             k, view=view, playing=playing, inputs=inputs, notices=notices, stats=self.stats,
             with_drives=self._painter.faces is not None,
         )
+        if view.camera is None:
+            return state
+        if self._cutter is None or self._cut_version != view.version:
+            if self._cutter is None:
+                self._cutter = LiveCutter(marks=view.camera.marks)
+            else:
+                self._cutter.recast(view.camera.marks, k)
+            self._cut_version = view.version
+        if forced is not None:
+            self._cutter.force(forced[0], forced[1], k)
+        started = [(n.line.speaker, n.line.text.rstrip().endswith("!")) for n in notices if n.kind == "started"]
+        talkers = [name for name, s in zip(view.names, state.speaking, strict=True) if s]
+        return replace(state, shot=self._cutter.step(k, started=started, talkers=talkers))
 
     def compose(self, state: FrameState, *, shown_at_s: float | None = None) -> np.ndarray:
         """The RGB picture of ``state`` (pure: depends only on the state).

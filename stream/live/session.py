@@ -23,11 +23,14 @@ from stream.live.control import (
     Command,
     GetStats,
     Interrupt,
+    PinCast,
     Ping,
+    Prepare,
     RateLimiter,
     Record,
     Say,
     SetScene,
+    SetShot,
     parse_message,
 )
 from stream.live.engine import Engine
@@ -37,6 +40,12 @@ from stream.live.scene import LiveScene
 from stream.live.tracks import MediaTap, SceneAudioTrack, SceneVideoTrack, SessionMedia
 
 logger = logging.getLogger(__name__)
+
+
+def _log_prepare(future: asyncio.Future[None]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        logger.warning("drawing a script's characters ahead failed: %s", future.exception())
+
 
 Send = Callable[[str], Awaitable[None]]
 
@@ -199,7 +208,7 @@ class Session:
                 executor,
                 lambda: self.scene.say(
                     command.speaker, command.text, received_at=received_at,
-                    cut_in=command.cut_in, overlap=command.overlap,
+                    cut_in=command.cut_in, overlap=command.overlap, voice=command.voice,
                 ),
             )
             self.emit({"type": "line_queued", "line_id": line.id, "speaker": line.speaker, "text": line.text})
@@ -212,6 +221,14 @@ class Session:
                 executor, lambda: self.scene.set_scene(names=command.cast, set_name=command.set_name)
             )
             self.emit({"type": "scene", **self._scene_event()})
+        elif isinstance(command, Prepare):
+            # drawn in the background: the script's first line must not wait for its last speaker
+            loop.run_in_executor(executor, self.scene.prepare, command.names).add_done_callback(_log_prepare)
+        elif isinstance(command, PinCast):
+            await loop.run_in_executor(executor, self.scene.pin, command.character, command.spec)
+            self.emit({"type": "scene", **self._scene_event()})
+        elif isinstance(command, SetShot):
+            await loop.run_in_executor(executor, self.scene.set_shot, command.shot)
         elif isinstance(command, GetStats):
             self.emit(self.stats())
         elif isinstance(command, Ping):

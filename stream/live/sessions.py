@@ -16,6 +16,7 @@ from typing import Any
 
 from aiortc import RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 
+from avatar.spec import Cast
 from stream.errors import OfferError, SessionLimitError
 from stream.live.config import ServerConfig
 from stream.live.engine import Engine
@@ -44,9 +45,12 @@ class SessionManager:
 
     async def create(
         self, *, sdp: str, type_: str, cast: list[str] | None = None, set_name: str | None = None,
-        via: str = "offer",
+        via: str = "offer", characters: Cast | None = None,
     ) -> tuple[Session, RTCSessionDescription]:
-        """A new session answering ``sdp``; ``via`` says which route made it ("offer", "whep")."""
+        """A new session answering ``sdp``; ``via`` says which route made it ("offer", "whep").
+
+        ``characters``: who the names resolve to (a series' cast when a scene of it is opened;
+        default: the server's cast)."""
         if type_ != "offer":
             raise OfferError(f"expected an SDP of type 'offer', got {type_!r}")
         check_offer(sdp)  # before a scene is drawn for it
@@ -61,8 +65,8 @@ class SessionManager:
         scene = await loop.run_in_executor(
             self.engine.synth_executor,
             lambda: LiveScene(
-                cast=self.engine.cast, speech=self.engine.speech,
-                synth_executor=self.engine.synth_executor, config=scene_config, names=names,
+                cast=characters or self.engine.cast, speech=self.engine.speech,
+                synth_executor=self.engine.speech_executor, config=scene_config, names=names,
                 faces=self.engine.faces,
             ),
         )

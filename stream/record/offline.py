@@ -11,11 +11,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from avatar.casting import CastFileError, cast_from_traits, introductions, parse_cast, pinned_spec
+from avatar.directed import DirectedScene, scene_marks
 from avatar.director import SceneDirector
 from avatar.scene import Compositor, SceneLayout
 from avatar.sets import SET_NAMES
+from avatar.shots import Shot, ShotError, ShotPlan
 from avatar.spec import Cast, CharacterSpec
-from lipsync.script import Script, ScriptError, parse_script
+from lipsync.script import Scene, Script, ScriptError, likely_aliases, parse_script
 from lipsync.speech import SpeechEngine, Utterance
 from lipsync.timebase import SAMPLES_PER_FRAME
 from lipsync.timeline import LineEvent, SceneTimeline, TimedLine, TimelineConfig, build_timeline
@@ -29,11 +32,13 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-MAX_CHARACTERS_PER_SCENE = 4
+MAX_CHARACTERS_PER_SCENE = 4  # on screen at once, without the director
+MAX_SPEAKERS_PER_SCENE = 32
 
 FrameSource = Callable[[int, "np.ndarray | None"], np.ndarray]
 MAX_SCRIPT_BYTES = 1_000_000
 BACKENDS = ("rig", "neural")
+VOICE_BACKENDS = ("natural", "espeak")
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,10 +51,14 @@ class RenderConfig:
     timeline: TimelineConfig = field(default_factory=TimelineConfig)
     backend: str = "rig"  # "rig", or "neural": trained mouth models repaint the rig's mouths
     neural_weights_dir: str | None = None  # None: the shipped lipsync/weights/neural
+    director: bool = True  # shots and cuts (avatar.shots); False: one static shot of 1-4 speakers
+    voice_backend: str = "natural"  # "espeak": every voice by espeak-ng (the fast path)
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
+        if self.voice_backend not in VOICE_BACKENDS:
+            raise ValueError(f"voice_backend must be one of {VOICE_BACKENDS}, got {self.voice_backend!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +69,8 @@ class RenderResult:
     n_frames: int
     n_samples: int
     events: tuple[LineEvent, ...]
+    shots: tuple[tuple[int, Shot], ...] = ()  # (first frame of its scene, shot), when directed
+    aliases: tuple[tuple[str, str], ...] = ()  # likely aliases: (cue, known name it contains)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +81,24 @@ class ScenePlan:
     set_name: str
     cast: tuple[CharacterSpec, ...]
     lines: tuple[TimedLine, ...]
+    scene: Scene | None = None  # the script scene, for the director (entrances, notes, addressees)
+    marks: tuple[tuple[str, float], ...] = ()  # where each character stands on the set
+
+
+def read_cast_file(path: Path, *, cast: Cast, language: str = "en-us") -> Cast:
+    """``cast`` with the characters a cast file pins (``NAME: description; field=value`` a
+    line) added; errors name the file, line and field."""
+    if not path.is_file():
+        raise ScriptError(f"cast file {path} does not exist")
+    if path.stat().st_size > MAX_SCRIPT_BYTES:
+        raise ScriptError(f"cast file {path} is over {MAX_SCRIPT_BYTES} bytes")
+    try:
+        entries = parse_cast(path.read_text(encoding="utf-8-sig"), source=f"cast file {path}")
+        for entry in entries.values():
+            cast.add(pinned_spec(entry, language=normalise_language(language), source=f"cast file {path}"))
+    except (CastFileError, UnicodeDecodeError) as exc:
+        raise ScriptError(str(exc)) from None
+    return cast
 
 
 def read_script(path: Path, *, aliases: Mapping[str, str] | None = None) -> Script:
@@ -96,31 +125,69 @@ def _set_for_heading(heading: str | None, default: str) -> str:
 
 
 def plan_scenes(script: Script, cast: Cast, config: RenderConfig) -> list[ScenePlan]:
-    """Scenes with dialogue, each with its speakers (at most four) resolved to character specs."""
+    """Scenes with dialogue, each with its characters resolved to specs: the cast's own, else
+    cast from their introduction on the page ("BOB, 40, a white man"), else from the name.
+
+    Without the director a scene holds at most four speakers; with it, any number up to
+    ``MAX_SPEAKERS_PER_SCENE`` (at most four on screen at once), standing where they stood in
+    the set's previous scene."""
     plans = []
     language = normalise_language(config.language)
+    speakers_all = script.characters
+    intros = introductions(
+        ((a.text, a.source_line) for scene in script.scenes for a in scene.actions), known=speakers_all
+    )
+    try:  # a title page may pin the cast: "Cast:" then one "NAME: description; field=value" a line
+        pins = parse_cast(script.title.get("cast", ""), source="title page Cast")
+        pinned = {name: pinned_spec(e, language=language, source="title page Cast") for name, e in pins.items()}
+    except CastFileError as exc:
+        raise ScriptError(str(exc)) from None
+    places: dict[str, dict[str, float]] = {}
+    limit = MAX_SPEAKERS_PER_SCENE if config.director and config.backend == "rig" else MAX_CHARACTERS_PER_SCENE
+
+    def spec_of(name: str) -> CharacterSpec:
+        if name in pinned:
+            return pinned[name]
+        if cast.get(name) is None and name in intros:
+            return cast_from_traits(name, intros[name].traits, language=language)
+        return cast.resolve(name, language=language)
+
     for scene in script.scenes:
         if not scene.lines:
             continue
         speakers = list(dict.fromkeys(line.speaker for line in scene.lines))
-        if len(speakers) > MAX_CHARACTERS_PER_SCENE:
+        if len(speakers) > limit:
             raise ScriptError(
                 f"scene {scene.heading or 'at line ' + str(scene.source_line)!s} has {len(speakers)} speaking "
-                f"characters ({', '.join(speakers)}); a frame holds at most {MAX_CHARACTERS_PER_SCENE}",
+                f"characters ({', '.join(speakers)}); "
+                + (
+                    f"a frame holds at most {limit} (render with the director for more)"
+                    if limit == MAX_CHARACTERS_PER_SCENE
+                    else f"a scene holds at most {limit}"
+                ),
                 line=scene.source_line,
             )
-        specs = tuple(cast.resolve(name, language=language) for name in speakers)
+        walk_ons = [
+            n for n, intro in intros.items()
+            if n not in speakers and any(a.source_line == intro.source_line for a in scene.actions)
+        ][: max(0, MAX_SPEAKERS_PER_SCENE - len(speakers))]
+        set_name = _set_for_heading(scene.heading, config.set_name)
+        marks = scene_marks(scene, places.get(set_name, {}), walk_ons)
+        places.setdefault(set_name, {}).update(marks)
+        specs = tuple(spec_of(name) for name in [*speakers, *walk_ons])
         lines = tuple(
             TimedLine(speaker=line.speaker, text=line.text, source_line=line.source_line, dual_group=line.dual_group)
             for line in scene.lines
         )
-        plans.append(ScenePlan(scene.heading, _set_for_heading(scene.heading, config.set_name), specs, lines))
+        plans.append(ScenePlan(scene.heading, set_name, specs, lines, scene, tuple(sorted(marks.items()))))
     return plans
 
 
 def perform(plan: ScenePlan, speech: SpeechEngine, *, config: RenderConfig, timer: StageTimer) -> SceneTimeline:
     """Speak every line of the scene and lay it out on one clock."""
     voices = {spec.name: spec.voice for spec in plan.cast}
+    if config.voice_backend == "espeak":
+        voices = {name: voice.as_espeak() for name, voice in voices.items()}
 
     def say(line: TimedLine) -> Utterance:
         with timer.stage("speech"):
@@ -152,6 +219,14 @@ def render_frames(
     timeline: SceneTimeline, plan: ScenePlan, *, config: RenderConfig, timer: StageTimer
 ) -> FrameSource:
     """A function drawing frame k of this scene (into ``out`` when given)."""
+    if config.director and config.backend == "rig" and plan.scene is not None:
+        directed = direct(timeline, plan, config=config, timer=timer)
+
+        def directed_frame(k: int, out: np.ndarray | None = None) -> np.ndarray:
+            with timer.stage("compose"):
+                return directed.frame(k, out)
+
+        return directed_frame
     layout = SceneLayout.for_count(len(plan.cast), width_px=config.width_px, height_px=config.height_px)
     compositor = Compositor(layout=layout, characters=plan.cast, set_name=plan.set_name)
     director = SceneDirector.for_compositor(compositor)
@@ -173,6 +248,46 @@ def render_frames(
             return painter.paint(img, [d[min(k, d.shape[0] - 1)] for d in drives])
 
     return frame
+
+
+def direct(timeline: SceneTimeline, plan: ScenePlan, *, config: RenderConfig, timer: StageTimer) -> DirectedScene:
+    """The scene's cut and camera (its rigs drawn now); ``ScriptError`` for a bad shot note."""
+    assert plan.scene is not None
+    with timer.stage("director"):
+        try:
+            return DirectedScene(
+                scene=plan.scene,
+                timeline=timeline,
+                specs=plan.cast,
+                marks=dict(plan.marks),
+                set_name=plan.set_name,
+                width_px=config.width_px,
+                height_px=config.height_px,
+            )
+        except ShotError as exc:
+            raise ScriptError(exc.reason, line=exc.line) from exc
+
+
+def shot_plan(timeline: SceneTimeline, plan: ScenePlan, *, config: RenderConfig) -> ShotPlan | None:
+    """The cut of a directed scene (None without the director), without drawing anything."""
+    if not (config.director and config.backend == "rig" and plan.scene is not None):
+        return None
+    from avatar.blocking import beats_of, line_frames_of, read_direction
+    from avatar.shots import plan_shots
+
+    frames = line_frames_of(timeline)
+    names = [s.name for s in plan.cast]
+    walk_ons = [n for n in names if n not in {line.speaker for line in plan.scene.lines}]
+    try:
+        direction = read_direction(plan.scene, frames, extra_names=walk_ons)
+        marks = dict(plan.marks)
+        return plan_shots(
+            beats_of(plan.scene, timeline, frames, direction.names),
+            n_frames=timeline.n_frames, cues=direction.cues, notes=direction.notes,
+            marks={n: marks[n] for n in direction.names},
+        )
+    except ShotError as exc:
+        raise ScriptError(exc.reason, line=exc.line) from exc
 
 
 def write_mp4(
@@ -216,7 +331,7 @@ def render_script(
     """Render every scene of ``script`` into ``out`` (MP4) with ``.srt`` and ``.vtt`` beside it."""
     config = config or RenderConfig()
     cast = cast or Cast.builtin()
-    speech = speech or SpeechEngine()
+    speech = speech or SpeechEngine(voice_backend="espeak" if config.voice_backend == "espeak" else None)
     timer = timer or NullTimer()
     check_writable(out)
     plans = plan_scenes(script, cast, config)
@@ -224,10 +339,13 @@ def render_script(
         raise ScriptError("the script has no scene with dialogue")
     scenes = []
     events: list[LineEvent] = []
+    shots: list[tuple[int, Shot]] = []
     offset = 0
     for plan in plans:
         timeline = perform(plan, speech, config=config, timer=timer)
         scenes.append((timeline, render_frames(timeline, plan, config=config, timer=timer)))
+        cut = shot_plan(timeline, plan, config=config)
+        shots += [(offset // SAMPLES_PER_FRAME, shot) for shot in (cut.shots if cut else ())]
         events += [
             LineEvent(len(events) + i, e.speaker, e.text, e.start_sample + offset, e.end_sample + offset, e.source_line)
             for i, e in enumerate(timeline.events)
@@ -235,4 +353,6 @@ def render_script(
         offset += timeline.n_frames * SAMPLES_PER_FRAME
     n_frames, n_samples = write_mp4(scenes, out, config=config, timer=timer, progress=progress)
     srt, vtt = write_subtitles(events, out)
-    return RenderResult(out, srt, vtt, n_frames, n_samples, tuple(events))
+    return RenderResult(
+        out, srt, vtt, n_frames, n_samples, tuple(events), tuple(shots), tuple(likely_aliases(script.characters))
+    )

@@ -15,14 +15,17 @@ from typing import Any
 
 from avatar.spec import Cast, CharacterSpec, Look
 from lipsync.voices import (
+    BACKENDS,
     FEMALE_VARIANTS,
     LANGUAGE_ALIASES,
     MALE_VARIANTS,
     VoiceSpec,
     normalise_language,
 )
+from stream.store.art import ArtShelf
 from stream.store.catalog import Catalog
 from stream.store.errors import BadInputError, ConflictError
+from stream.store.photos import PhotoLibrary
 
 VARIANTS = ("", *MALE_VARIANTS, *FEMALE_VARIANTS)
 MAX_SEED = 2**64 - 1  # seeds are 64-bit, as the built-ins' are
@@ -31,10 +34,27 @@ _LOOK_COLOURS = {f.name for f in fields(Look) if f.name.endswith("_rgb")}
 
 
 def spec_to_json(spec: CharacterSpec) -> dict[str, Any]:
-    return {"look": asdict(spec.look), "voice": asdict(spec.voice), "seed": spec.seed}
+    out = {"look": asdict(spec.look), "voice": asdict(spec.voice), "seed": spec.seed}
+    photo = photo_of(spec)
+    if photo is not None:  # a photo character: kept by the id of its folder in the data directory
+        out["photo"] = photo
+    elif spec.art_dir is not None and Path(spec.art_dir).name.startswith("art_"):
+        out["art"] = Path(spec.art_dir).name  # PNG art kept in the data directory (``stream.store.art``)
+    return out
 
 
-def spec_from_json(name: str, data: dict[str, Any]) -> CharacterSpec:
+def photo_of(spec: CharacterSpec) -> str | None:
+    """The photo id of a photo character kept in a data directory (``photos/<id>/``), else None."""
+    if spec.art_dir is None or not Path(spec.art_dir).name.startswith("ph_"):
+        return None
+    from avatar.photo.character import is_photo_folder
+
+    return Path(spec.art_dir).name if is_photo_folder(spec.art_dir) else None
+
+
+def spec_from_json(
+    name: str, data: dict[str, Any], *, photos: PhotoLibrary | None = None, art: ArtShelf | None = None
+) -> CharacterSpec:
     """A spec from stored or posted JSON; bad fields raise ``BadInputError`` naming them.
 
     Every field is checked for its type as well as its range, so what is stored is what the
@@ -65,11 +85,26 @@ def spec_from_json(name: str, data: dict[str, Any]) -> CharacterSpec:
     for key in ("pitch", "pitch_range", "rate_wpm"):
         if key in voice and not _is_int(voice[key]):
             raise bad(f"'voice.{key}' must be a whole number, got {_show(voice[key])}")
+    if "backend" in voice and voice["backend"] not in BACKENDS:
+        raise bad(f"'voice.backend' must be one of {', '.join(map(repr, BACKENDS))}, got {_show(voice['backend'])}")
+    if "voice_id" in voice and not (isinstance(voice["voice_id"], str) and len(voice["voice_id"]) <= 64):
+        raise bad(f"'voice.voice_id' must be a natural voice such as 'af_heart', got {_show(voice['voice_id'])}")
+    if "speed" in voice and (isinstance(voice["speed"], bool) or not isinstance(voice["speed"], int | float)):
+        raise bad(f"'voice.speed' must be a number 0.5..2.0, got {_show(voice['speed'])}")
     seed = data.get("seed", 0)
     if not _is_int(seed) or not 0 <= seed <= MAX_SEED:
         raise bad(f"'seed' must be a whole number 0..{MAX_SEED}, got {_show(seed)}")
+    art_dir = None
+    if data.get("photo") is not None:
+        if photos is None:
+            raise bad("a photo character needs the data directory that keeps its photo")
+        art_dir = str(photos.folder(data["photo"]).resolve())
+    elif data.get("art") is not None:
+        if art is None:
+            raise bad("a PNG-art character needs the data directory that keeps its art")
+        art_dir = str(art.folder(data["art"]).resolve())
     try:
-        return CharacterSpec(name=name, look=Look(**look), voice=VoiceSpec(**voice), seed=seed)
+        return CharacterSpec(name=name, look=Look(**look), voice=VoiceSpec(**voice), seed=seed, art_dir=art_dir)
     except (TypeError, ValueError) as exc:
         raise bad(str(exc)) from None
 
@@ -127,19 +162,24 @@ def _show(value: object) -> str:
 def series_cast(catalog: Catalog, series_id: str, *, language: str = "en-us") -> Cast:
     """The built-in cast with the series' own characters in place of (or beside) them."""
     cast = Cast.builtin(language=language)
+    photos = PhotoLibrary(catalog.db.path.parent)
+    art = ArtShelf.for_data_dir(catalog.db.path.parent)
     for character in catalog.list_characters(series_id):
-        cast.add(spec_from_json(character.name, character.spec))
+        cast.add(spec_from_json(character.name, character.spec, photos=photos, art=art))
     return cast
 
 
 def keep_characters(catalog: Catalog, series_id: str, specs: Iterable[CharacterSpec]) -> None:
     """Add specs the series lacks; refuse one that differs from the series' character of that name."""
     known = {c.name: c for c in catalog.list_characters(series_id)}
-    for spec in specs:
+    photos = PhotoLibrary(catalog.db.path.parent)
+    art = ArtShelf.for_data_dir(catalog.db.path.parent)
+    for given in specs:
+        spec = photos.adopt(art.adopt(given))  # PNG art and photos are copied into the data directory, kept by id
         kept = known.get(spec.name)
         if kept is None:
             known[spec.name] = catalog.add_character(series_id, spec.name, spec_to_json(spec))
-        elif spec_from_json(kept.name, kept.spec) != spec:
+        elif spec_from_json(kept.name, kept.spec, photos=photos, art=art) != spec:
             raise ConflictError(
                 "cast_mismatch",
                 f"{spec.name} in this session does not look or sound like the series' {spec.name} "

@@ -50,21 +50,48 @@ def _cmd_render(args: argparse.Namespace) -> int:
     width, height = args.size
     config = RenderConfig(
         width_px=width, height_px=height, set_name=args.set, language=args.lang, encoding_preset=args.preset,
-        backend=args.backend, neural_weights_dir=args.neural_weights,
+        backend=args.backend, neural_weights_dir=args.neural_weights, voice_backend=args.voice_backend,
+        director=args.director,
     )
+    if args.backend == "neural":  # measured worse than the rig: lipsync/neural/weights.py
+        from lipsync.neural.weights import offered_models
+
+        offered_models(args.neural_weights)
     aliases = dict(_alias(a) for a in args.alias)
     script = read_script(Path(args.script), aliases=aliases)
+    cast = None
+    if args.character:  # own characters: PNG art or photo folders (talkie avatar build --photo)
+        from stream.tools.avatar_photo import cast_with
+
+        cast = cast_with(args.character, data_dir=Path(args.data_dir), into=args.episode or args.scene)
+    cast_file = Path(args.cast) if args.cast else Path(args.script).with_suffix(".cast")
+    if args.cast or cast_file.is_file():  # pinned looks and voices: --cast FILE, or SCRIPT.cast beside it
+        from avatar.spec import Cast
+        from stream.record.offline import read_cast_file
+
+        cast = read_cast_file(cast_file, cast=cast or Cast.builtin(), language=args.lang)
     if args.episode or args.scene:
         _render_into_store(args, script, config)
     if not args.output:
         if not (args.episode or args.scene):
             raise ValueError("give an output file (-o scene.mp4) and/or a store target (--episode ID or --scene ID)")
         return 0
-    result = render_script(script, Path(args.output), config=config, progress=not args.quiet)
+    result = render_script(script, Path(args.output), config=config, progress=not args.quiet, cast=cast)
+    cut = ""
+    if result.shots:
+        from stream.export.shots import write_shot_timeline
+
+        otio_path = write_shot_timeline(
+            result.path.with_suffix(".otio"), result.shots, result.events,
+            n_frames=result.n_frames, media_name=result.path.name,
+        )  # fmt: skip
+        cut = f", {otio_path.name} ({len(result.shots)} shots)"
     print(
         f"wrote {result.path} ({result.n_frames} frames, {result.n_samples / 48000:.2f} s), "
-        f"{result.srt_path.name}, {result.vtt_path.name}"
+        f"{result.srt_path.name}, {result.vtt_path.name}{cut}"
     )
+    for cue, name in result.aliases:
+        print(f"likely alias: {cue} contains {name}; merge them with --alias \"{cue}={name}\"")
     return 0
 
 
@@ -98,14 +125,15 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         allowed_origins=tuple(args.allow_origin),
         data_dir=Path(args.data_dir),
         max_sessions=args.max_sessions,
-        live=LiveConfig(
+        live=LiveConfig(voice=args.voice,
             width_px=width, height_px=height, set_name=args.set,
             backend=args.backend, neural_weights_dir=args.neural_weights,
         ),
     )
     if args.backend == "neural":  # fail at startup, not in the first session
-        from lipsync.neural.weights import load_weights_dir
+        from lipsync.neural.weights import load_weights_dir, offered_models
 
+        offered_models(args.neural_weights)
         load_weights_dir(args.neural_weights)
     engine = None
     if args.character:  # user art: folders of layered PNGs with a character.json
@@ -131,7 +159,19 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         from stream.tools.bench_render import bench_render
 
         width, height = args.size
-        report = bench_render(seconds=args.seconds, width_px=width, height_px=height, preset=args.preset)
+        report = bench_render(
+            seconds=args.seconds, width_px=width, height_px=height, preset=args.preset,
+            voice_backend=args.voice_backend, director=args.director,
+        )
+    elif args.what == "voice":
+        from stream.tools.bench_voice import bench_voice
+
+        report = bench_voice(lines=args.lines if args.lines != 20 else 10, render_seconds=args.seconds)
+    elif args.what == "face":
+        from stream.tools.bench_face import bench_face
+
+        plot = args.plot if args.plot != "bench_model.png" else "bench_face.png"
+        report = bench_face(plot=plot, artefacts=Path("test-artifacts/face"))
     elif args.what == "stream":
         from stream.tools.bench_stream import bench_stream
 
@@ -145,7 +185,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     elif args.what == "audio":
         from stream.tools.bench_audio import bench_audio
 
-        report = bench_audio()
+        if (args.conversation is None) != (args.rttm is None):
+            raise ValueError("--conversation and --rttm go together: a two-speaker recording and its RTTM turns")
+        report = bench_audio(
+            conversation=Path(args.conversation) if args.conversation else None,
+            rttm=Path(args.rttm) if args.rttm else None,
+        )
     elif args.what == "soak":
         from stream.tools.bench_soak import bench_soak
 
@@ -168,6 +213,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_avatar_build(args: argparse.Namespace) -> int:
+    if args.photo:
+        from stream.tools.avatar_photo import build_photo_command
+
+        return build_photo_command(args)
     if args.video:
         return _cmd_avatar_build_video(args)
     if args.face_box:
@@ -219,7 +268,20 @@ def _cmd_avatar_build_video(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_avatar_compile(args: argparse.Namespace) -> int:
+    from stream.tools.avatar_animate import compile_model
+
+    print(json.dumps(compile_model(args.model, precision=args.precision), indent=2))
+    return 0
+
+
 def _cmd_avatar_animate(args: argparse.Namespace) -> int:
+    if args.photo:
+        from stream.tools.avatar_photo import animate_photo_command
+
+        return animate_photo_command(args)
+    if not (args.model and args.video):
+        raise ValueError("give --photo PHOTO, or --model and --video (a video-built model)")
     from stream.tools.avatar_animate import AnimateConfig, animate_video
 
     config = AnimateConfig(steps=args.steps, seed=args.seed, preset=args.preset)
@@ -251,8 +313,20 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--set", default="studio", help="background set (studio, kitchen, park, office, #rrggbb)")
     render.add_argument("--lang", default="en-us", help="language for characters not in the cast")
     render.add_argument(
+        "--character", action="append", default=[], metavar="DIR",
+        help="a character from a folder: PNG art, or a photo character (data/photos/<id>) (repeatable)",
+    )
+    render.add_argument(
         "--alias", action="append", default=[], metavar="NAME=CHARACTER",
         help="another name for a character, e.g. MOM=MAYA (repeatable)",
+    )
+    render.add_argument(
+        "--cast", default=None, metavar="FILE",
+        help="pin looks and voices, one 'NAME: description; field=value' a line (default: SCRIPT.cast if present)",
+    )
+    render.add_argument(
+        "--no-director", dest="director", action="store_false",
+        help="one static shot per scene (1-4 speakers) instead of shots and cuts",
     )
     render.add_argument("--preset", default="ultrafast", help="x264 preset (slower presets make smaller files)")
     render.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -261,6 +335,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="neural: trained mouth models repaint the rig's mouths (characters without one keep the rig)",
     )
     render.add_argument("--neural-weights", default=None, metavar="DIR", help="per-character models (default: shipped)")
+    render.add_argument(
+        "--voice-backend", choices=["natural", "espeak"], default="natural",
+        help="espeak: every character speaks with espeak-ng (fast); natural: Kokoro voices where cast",
+    )
     render.set_defaults(func=_cmd_render)
 
     serve = sub.add_parser("serve", help="start the live server")
@@ -288,10 +366,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="neural: trained mouth models repaint the rig's mouths (no look-ahead live)",
     )
     serve.add_argument("--neural-weights", default=None, metavar="DIR", help="per-character models (default: shipped)")
+    serve.add_argument(
+        "--voice", choices=["espeak", "natural"], default="espeak",
+        help="live lines that choose no voice: espeak-ng (instant) or the characters' natural voices "
+        "(~1 s to first sound on 2 cores)",
+    )
     serve.set_defaults(func=_cmd_serve)
 
     bench = sub.add_parser("bench", help="print measured figures as JSON")
-    bench.add_argument("what", choices=["render", "stream", "export", "audio", "model", "soak", "series"])
+    bench.add_argument(
+        "what", choices=["render", "stream", "export", "audio", "model", "soak", "series", "face", "voice"]
+    )
+    bench.add_argument(
+        "--voice-backend", choices=["natural", "espeak"], default="natural", help="render: the voices to speak with"
+    )
     bench.add_argument("--neural-weights", default=None, metavar="DIR", help="model: models to bench (default: shipped)")
     bench.add_argument("--backend", choices=["rig", "neural"], default="rig", help="stream: mouths by the rig or the neural model")
     bench.add_argument("--plot", default="bench_model.png", help="model: where to write the plot PNG")
@@ -308,6 +396,14 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--minutes", type=float, default=30.0, help="soak: minutes of one streaming session (0: none)")
     bench.add_argument("--size", type=_size, default=(512, 512))
     bench.add_argument("--preset", default="ultrafast", help="x264 preset")
+    bench.add_argument(
+        "--no-director", dest="director", action="store_false", help="render: one static shot (the code before shots)"
+    )
+    bench.add_argument(
+        "--conversation", default=None, metavar="TALK.wav",
+        help="audio: cross-talk figures for this two-speaker recording only (with --rttm)",
+    )
+    bench.add_argument("--rttm", default=None, metavar="TALK.rttm", help="audio: who spoke when in --conversation")
     bench.set_defaults(func=_cmd_bench)
 
     avatar = sub.add_parser("avatar", help="neural mouth models: build one, animate a video with it")
@@ -318,6 +414,10 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("characters", nargs="*", help="built-in characters, e.g. MAYA (several share one model)")
     build.add_argument("--all", action="store_true", help="every built-in character, in one model")
     build.add_argument("--video", default=None, metavar="PATH", help="a video of a person talking (4 s to 15 min)")
+    build.add_argument("--photo", default=None, metavar="PATH", help="one frontal photo: a photo character, no training")
+    build.add_argument("--face", type=int, default=None, metavar="N", help="photo: which face (1 = leftmost) when there are several")
+    build.add_argument("--voice", default=None, metavar="LANG[+VARIANT]", help="photo: the voice, e.g. en-us+f2")
+    build.add_argument("--data-dir", default="data", help="photo: the data directory that keeps it")
     build.add_argument(
         "--face-box", default=None, metavar="X,Y,W,H",
         help="with --video: the face in source pixels (default: found automatically)",
@@ -342,8 +442,10 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     build.set_defaults(func=_cmd_avatar_build)
     animate = avatar_sub.add_parser("animate", help="make the person of a --video model say new audio")
-    animate.add_argument("--model", required=True, help="a model from `talkie avatar build --video`")
-    animate.add_argument("--video", required=True, help="the person's video (the one the model was built on)")
+    animate.add_argument("--model", default=None, help="a model from `talkie avatar build --video`")
+    animate.add_argument("--video", default=None, help="the person's video (the one the model was built on)")
+    animate.add_argument("--photo", default=None, help="or one photo: it says the audio (no model needed)")
+    animate.add_argument("--face", type=int, default=None, metavar="N", help="photo: which face (1 = leftmost)")
     animate.add_argument("--audio", required=True, help="what they say: wav, mp3, or any file with sound")
     animate.add_argument("-o", "--output", required=True, help="output .mp4 path")
     animate.add_argument("--steps", type=int, choices=[1, 2], default=1, help="student sampler steps")
@@ -351,6 +453,12 @@ def build_parser() -> argparse.ArgumentParser:
     animate.add_argument("--preset", default="veryfast", help="x264 preset")
     animate.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     animate.set_defaults(func=_cmd_avatar_animate)
+    aot = avatar_sub.add_parser(
+        "compile", help="compile a built model ahead of time (int8, beside its weights): fast start-up"
+    )
+    aot.add_argument("model", help="a model's .safetensors file")
+    aot.add_argument("--precision", choices=["int8", "float32"], default="int8")
+    aot.set_defaults(func=_cmd_avatar_compile)
 
     add_episode_parser(sub)
     add_series_parser(sub)

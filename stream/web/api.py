@@ -25,8 +25,18 @@ from stream.store import Store
 from stream.store.cast import spec_from_json, spec_to_json
 from stream.store.catalog import UNSET, check_name
 from stream.store.errors import BadInputError, NotFoundError
+from stream.store.photos import PhotoLibrary
 from stream.web.auth import Handler, require_session, token_guard
 from stream.web.errors import read_json
+from stream.web.photos import upload_photo
+from stream.web.studio import (
+    add_art_character,
+    change_voice,
+    character_preview,
+    script_check,
+    set_preview,
+    take_media,
+)
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -105,6 +115,8 @@ async def create_character(r: Request) -> Any:
     name = check_name("character", body.get("name")).upper()
     # Start from the built-in (or the name's deterministic auto-cast) and apply what was given.
     base = spec_to_json(Cast.builtin().resolve(name))
+    if body.get("photo") is not None:  # a photo character kept by id (POST /api/photos)
+        base["photo"] = body["photo"]
     for part in ("look", "voice"):
         given = body.get(part) or {}
         if not isinstance(given, dict):
@@ -112,7 +124,8 @@ async def create_character(r: Request) -> Any:
         base[part] = {**base[part], **given}
     if "seed" in body:
         base["seed"] = body["seed"]
-    spec = await _run(spec_from_json, name, base)  # the first call reads the speech engine's languages
+    photos = PhotoLibrary(store.data_dir)
+    spec = await _run(spec_from_json, name, base, photos=photos)  # the first call reads the speech engine's languages
     return (await _run(store.catalog.add_character, series_id, name, spec_to_json(spec))).to_json()
 
 
@@ -315,6 +328,8 @@ class Endpoint:
     required: tuple[str, ...] = ()
     status: int = 200
     returns: str | None = None  # a component schema name
+    query: tuple[str, ...] = ()  # query parameters (strings)
+    upload: str | None = None  # the media type of a raw (non-JSON) body, e.g. an image
 
 
 _S, _I = {"type": "string"}, {"type": "integer"}
@@ -328,7 +343,10 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("GET", "/api/series/{series_id}/characters", list_characters, "List a series' characters"),
     Endpoint("POST", "/api/series/{series_id}/characters", create_character,
              "Add a character (look and voice; omitted: the built-in or auto-cast one for the name)",
-             {"name": _S, "look": {"type": "object"}, "voice": {"type": "object"}, "seed": _I}, ("name",), 201, "Character"),
+             {"name": _S, "look": {"type": "object"}, "voice": {"type": "object"}, "seed": _I, "photo": _S}, ("name",), 201, "Character"),
+    Endpoint("POST", "/api/photos", upload_photo,
+             "Add a character from one photo (the body is the image); it joins the server's cast, kept by photo id",
+             status=201, query=("name", "face", "language", "variant"), upload="image/*"),
     Endpoint("PATCH", "/api/characters/{character_id}", patch_character, "Rename a character", _NAME, ("name",), returns="Character"),
     Endpoint("DELETE", "/api/characters/{character_id}", _deleter("character", "character_id"), "Delete a character", status=204),
     Endpoint("GET", "/api/series/{series_id}/sets", list_sets, "List a series' sets"),
@@ -364,6 +382,18 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("POST", "/api/scenes/{scene_id}/export", export_scene, "Export one scene", status=202, returns="ExportRecord"),
     Endpoint("GET", "/api/exports/{export_id}", get_export, "An export's status and progress", returns="ExportRecord"),
     Endpoint("GET", "/api/exports/{export_id}/files/{kind}", export_file, "Download a finished export's mp4, srt, vtt or otio"),
+    # The studio page's own needs (stream.web.studio).
+    Endpoint("GET", "/api/takes/{take_id}/media", take_media, "The take as an MP4 (H.264 + AAC) to play back"),
+    Endpoint("POST", "/api/series/{series_id}/characters/art", add_art_character,
+             "Add a character from a folder of layered PNGs (files: name -> base64), kept in the data directory",
+             {"name": _S, "files": {"type": "object"}}, ("files",), 201, "Character"),
+    Endpoint("PATCH", "/api/characters/{character_id}/voice", change_voice,
+             "Change a character's voice (variant, pitch, rate_wpm, language)",
+             {"variant": _S, "pitch": _I, "rate_wpm": _I, "language": _S}, returns="Character"),
+    Endpoint("GET", "/api/characters/{character_id}/preview.png", character_preview, "A still of the character (PNG)"),
+    Endpoint("GET", "/api/sets/{set_id}/preview.png", set_preview, "A still of the set (PNG)"),
+    Endpoint("POST", "/api/script/check", script_check, "A script's lines, or bad_script naming the line at fault",
+             {"text": _S}, ("text",)),
 )
 
 

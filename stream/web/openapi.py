@@ -67,7 +67,7 @@ def openapi() -> dict[str, Any]:
             "operationId": ep.handler.__name__ if ep.method != "DELETE" else f"delete_{ep.path.split('/')[2]}",
             "parameters": [
                 {"name": p, "in": "path", "required": True, "schema": _STRING} for p in re.findall(r"{(\w+)}", ep.path)
-            ],
+            ] + [{"name": p, "in": "query", "required": p == "name", "schema": _STRING} for p in ep.query],
             "responses": {
                 str(ep.status): ok,
                 **{status: {"description": what, **_ERROR_REF} for status, what in _ERRORS.items()},
@@ -76,6 +76,8 @@ def openapi() -> dict[str, Any]:
         if ep.body is not None:
             schema = {"type": "object", "properties": ep.body, "required": list(ep.required)}
             op["requestBody"] = {"required": True, "content": {"application/json": {"schema": schema}}}
+        if ep.upload is not None:
+            op["requestBody"] = {"required": True, "content": {ep.upload: {"schema": {"type": "string", "format": "binary"}}}}
         paths.setdefault(ep.path, {})[ep.method.lower()] = op
     return {
         "openapi": "3.0.3",
