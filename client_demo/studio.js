@@ -414,6 +414,7 @@ function renderCast() {
       el("span", { class: "muted" }, `${kind}; ${voice.language || "en-us"} ${voice.variant || ""} pitch ${voice.pitch ?? "–"}`),
       el("button", { type: "button", dataset: { act: "hear" }, onclick: () => hear(c) }, "Hear"),
       el("button", { type: "button", dataset: { act: "voice" }, onclick: () => changeVoice(c) }, "Change voice"),
+      el("button", { type: "button", dataset: { act: "recast" }, onclick: () => recast(c) }, "Recast"),
       el("span", { class: "err", id: `character-${c.id}-err` }));
   }));
   $("sets").replaceChildren(...(detail ? detail.sets : []).map((s) =>
@@ -446,6 +447,19 @@ async function changeVoice(character) {
     await loadSeriesDetail(character.series_id);
     renderCast();
     if (live.seriesId === character.series_id) await connect(); // the session takes the new voice
+  });
+}
+
+async function recast(character) {
+  // A cast file's line: a description ("a white man, 40, glasses") and/or exact fields
+  // ("hair_style=bob skin_rgb=#8d5524 voice.variant=f3"); the server's message names a bad field.
+  const answer = prompt(`Recast ${character.name}: a description and/or field=value pairs`, "");
+  if (answer === null || !answer.trim()) return;
+  await guarded(`character-${character.id}`, async () => {
+    await api("PUT", `/api/characters/${character.id}/cast`, { cast: answer.trim() });
+    await loadSeriesDetail(character.series_id);
+    renderCast();
+    if (live.seriesId === character.series_id) await connect(); // the session takes the new look
   });
 }
 

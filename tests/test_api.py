@@ -208,6 +208,14 @@ def test_the_studio_endpoints_check_scripts_voices_previews_and_playback(client:
     assert changed["spec"]["voice"]["variant"] == "m3" and changed["spec"]["voice"]["pitch"] == 30
     assert changed["spec"]["look"] == leo["spec"]["look"]
     refused(client.patch(f"/api/characters/{leo['id']}/voice", json={"variant": "zz"}), 400, "bad_character", "variant")
+    # Recast from a cast file's line: the description decides look and voice, fields pin exactly.
+    recast = ok(client.put(f"/api/characters/{leo['id']}/cast", json={"cast": "a white man, 60, glasses; hair_style=bald"}))
+    look, voice = recast["spec"]["look"], recast["spec"]["voice"]
+    assert look["hair_style"] == "bald" and look["accessory"] in ("glasses", "round_glasses")
+    assert voice["variant"].startswith("m") and look != changed["spec"]["look"]
+    refused(client.put(f"/api/characters/{leo['id']}/cast", json={"cast": "hair_style=mohawk"}), 400, "bad_cast", "hair_style")
+    refused(client.put(f"/api/characters/{leo['id']}/cast", json={"cast": "eyes=green"}), 400, "bad_cast", "'eyes'")
+    refused(client.put(f"/api/characters/{leo['id']}/cast", json={"cast": ""}), 400, "bad_cast", "one line")
     preview = client.get(f"/api/characters/{leo['id']}/preview.png")
     assert preview.status_code == 200 and preview.content[:8] == b"\x89PNG\r\n\x1a\n"
     kitchen = ok(client.post(f"/api/series/{series_id}/sets", json={"name": "Kitchen", "backdrop": "#00ff00"}), 201)

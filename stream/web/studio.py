@@ -13,6 +13,9 @@ in the schema by ``stream.web.api.ENDPOINTS``.
   a folder of layered PNGs (``avatar.custom``) kept in the data directory (``stream.store.art``)
   and added to the series, so every session and render of the series draws it.
 - ``PATCH /api/characters/{id}/voice`` ``{"variant"?, "pitch"?, "rate_wpm"?, "language"?}``.
+- ``PUT /api/characters/{id}/cast`` ``{"cast": "a white man, 40; hair_style=bald voice.variant=m2"}``:
+  the character recast from a cast file's line (look and voice, as ``talkie render --cast``);
+  a PNG-art or photo character keeps its pictures and takes the line's voice.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from PIL import Image
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 
+from avatar.casting import CastFileError, parse_cast, pinned_spec
 from avatar.pose import Pose
 from avatar.scene import Compositor, SceneLayout
 from avatar.sets import render_set
@@ -242,4 +246,27 @@ async def change_voice(request: Request) -> Response:
     return JSONResponse(await asyncio.to_thread(work))
 
 
+async def recast(request: Request) -> Response:
+    """``PUT /api/characters/{id}/cast`` ``{"cast": LINE}``: look and voice from a cast file's line."""
+    store: Store = request.app.state.store
+    ident = str(request.path_params["character_id"])
+    given = await read_json(request, max_bytes=4096, what="cast")
+    line = given.get("cast")
+    if not isinstance(line, str) or not line.strip() or "\n" in line:
+        raise BadInputError("bad_cast", "'cast' must be one line: a description and/or field=value pairs")
 
+    def work() -> dict[str, Any]:
+        character = store.catalog.get_character(ident)
+        try:
+            (entry,) = parse_cast(f"{character.name}: {line}", source="cast").values()
+            spec = pinned_spec(entry, source="cast")
+        except CastFileError as exc:
+            raise BadInputError("bad_cast", str(exc)) from None
+        data = spec_to_json(spec)
+        if "art" in character.spec or "photo" in character.spec:  # its own pictures: the voice changes
+            data = {**character.spec, "voice": data["voice"]}
+        data_dir = store.media.data_dir
+        checked = spec_from_json(character.name, data, photos=PhotoLibrary(data_dir), art=ArtShelf.for_data_dir(data_dir))
+        return store.catalog.set_character_spec(ident, spec_to_json(checked)).to_json()
+
+    return JSONResponse(await asyncio.to_thread(work))
