@@ -89,3 +89,24 @@ async def start_server(config: Any, engine: Any) -> tuple[Any, str, Callable[[],
         await task
 
     return app, f"http://127.0.0.1:{port}", stop
+
+
+def browser_in_namespace(setup: str) -> str:
+    """Debian's Chromium, after checking that it, playwright and a private network namespace
+    prepared by the shell command ``setup`` are all there; skips the test with the reason."""
+    import shutil
+    import subprocess
+
+    import pytest
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("Debian's chromium is not installed (`apt-get install chromium`; `./dev test` does it as root)")
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        pytest.skip("the playwright Python package is not installed (`./dev test` installs it)")
+    probe = subprocess.run(["unshare", "-n", "sh", "-c", setup, "sh", "true"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip(f"needs a private network namespace (`unshare -n`, as root): {probe.stderr.decode().strip()}")
+    return chromium

@@ -10,34 +10,22 @@ import sys
 from pathlib import Path
 
 import pytest
+from support import browser_in_namespace
 
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
-
-
-def _requirements() -> str:
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        pytest.skip("Debian's chromium is not installed (`apt-get install chromium`; .ci/run does it)")
-    try:
-        import playwright  # noqa: F401
-    except ImportError:
-        pytest.skip("the playwright Python package is not installed (`./dev test` installs it)")
-    probe = subprocess.run(["unshare", "-n", "true"], capture_output=True)
-    if probe.returncode != 0:
-        pytest.skip(f"needs a private network namespace (`unshare -n`, as root): {probe.stderr.decode().strip()}")
-    return chromium
+LOOPBACK_ONLY = 'ip link set lo up && exec "$@"'
 
 
 def test_page_connects_and_plays_a_line_in_chromium() -> None:
-    chromium = _requirements()
+    chromium = browser_in_namespace(LOOPBACK_ONLY)
     ARTIFACTS.mkdir(exist_ok=True)
     out = ARTIFACTS / "browser"
     shutil.rmtree(out, ignore_errors=True)
     command = [
-        "unshare", "-n", "--", "sh", "-c", 'ip link set lo up && exec "$@"', "sh",
+        "unshare", "-n", "--", "sh", "-c", LOOPBACK_ONLY, "sh",
         sys.executable, str(ROOT / "tests" / "browser_e2e.py"), str(out), chromium,
     ]
     done = subprocess.run(

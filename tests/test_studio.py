@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from support import decode
+from support import browser_in_namespace, decode
 
 from lipsync.timebase import SAMPLE_RATE_HZ
 
@@ -35,22 +35,8 @@ USER_NETWORK = (
 )
 
 
-def _requirements() -> str:
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        pytest.skip("Debian's chromium is not installed (`apt-get install chromium`; `./dev test` does it as root)")
-    try:
-        import playwright  # noqa: F401
-    except ImportError:
-        pytest.skip("the playwright Python package is not installed (`./dev test` installs it)")
-    probe = subprocess.run(["unshare", "-n", "sh", "-c", USER_NETWORK, "sh", "true"], capture_output=True)
-    if probe.returncode != 0:
-        pytest.skip(f"needs a private network namespace with a veth pair (`unshare -n`, as root): {probe.stderr.decode().strip()}")
-    return chromium
-
-
 def run_scenario(name: str) -> tuple[dict[str, Any], Path]:
-    chromium = _requirements()
+    chromium = browser_in_namespace(USER_NETWORK)
     out = ARTIFACTS / name
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
