@@ -101,9 +101,11 @@ def _batch(kind: str, workers: int, scripts: Path, config: RenderConfig) -> tupl
             store.close()
 
 
-def bench_series(*, seconds: float = 60.0, scripts: int = 8, width_px: int = 512, height_px: int = 512) -> dict[str, Any]:
+def bench_series(
+    *, seconds: float = 60.0, scripts: int = 8, width_px: int = 512, height_px: int = 512, voice_backend: str = "natural"
+) -> dict[str, Any]:
     """Render ``scripts`` scripts of ``seconds`` each as a batch with 1 and 2 workers; report speed."""
-    config = RenderConfig(width_px=width_px, height_px=height_px)
+    config = RenderConfig(width_px=width_px, height_px=height_px, voice_backend=voice_backend)
     report: dict[str, Any] = {"scripts": scripts, "script_s": seconds, "size": f"{width_px}x{height_px}",
                               "cores": os.cpu_count()}
     with tempfile.TemporaryDirectory(prefix="talkie-bench-scripts-") as folder:

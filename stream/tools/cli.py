@@ -199,7 +199,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         from stream.tools.bench_series import bench_series
 
         width, height = args.size
-        report = bench_series(seconds=args.seconds, width_px=width, height_px=height)
+        report = bench_series(seconds=args.seconds, width_px=width, height_px=height, voice_backend=args.voice_backend)
     elif args.what == "model":
         from stream.tools.bench_model import bench_shipped_model
 
@@ -378,7 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
         "what", choices=["render", "stream", "export", "audio", "model", "soak", "series", "face", "voice"]
     )
     bench.add_argument(
-        "--voice-backend", choices=["natural", "espeak"], default="natural", help="render: the voices to speak with"
+        "--voice-backend", choices=["natural", "espeak"], default="natural", help="render, series: the voices to speak with"
     )
     bench.add_argument("--neural-weights", default=None, metavar="DIR", help="model: models to bench (default: shipped)")
     bench.add_argument("--backend", choices=["rig", "neural"], default="rig", help="stream: mouths by the rig or the neural model")

@@ -56,6 +56,10 @@ def add_parser(sub: Any) -> None:
     render.add_argument("--set", default="studio", help="set of scenes whose heading names none")
     render.add_argument("--lang", default="en-us", help="language for characters not in the cast")
     render.add_argument("--backend", choices=["rig", "neural"], default="rig", help="neural: trained mouth models repaint the rig's mouths")
+    render.add_argument(
+        "--voice-backend", choices=["natural", "espeak"], default="natural",
+        help="espeak: every line by espeak-ng (the fast path) instead of the characters' natural voices",
+    )
     export = cmds.add_parser("export", help="export a series' episodes to MP4 + SRT + VTT + OTIO")
     _common(export)
     export.add_argument("--episode", action="append", default=[], metavar="ID", help="only this episode (repeatable)")
@@ -93,7 +97,10 @@ def _render(args: argparse.Namespace, store: Any, faults: Path | None) -> BatchR
     from stream.record.offline import RenderConfig
 
     width, height = args.size
-    config = RenderConfig(width_px=width, height_px=height, set_name=args.set, language=args.lang, backend=args.backend)
+    config = RenderConfig(
+        width_px=width, height_px=height, set_name=args.set, language=args.lang, backend=args.backend,
+        voice_backend=args.voice_backend,
+    )
     batch = plan_render(store, args.series_id, read_entries(Path(args.scripts)), config=config, force=args.force)
     runner = _runner(args, idle=not batch.todo)
     try:
