@@ -411,7 +411,7 @@ function renderCast() {
     return el("li", { class: "card", dataset: { characterId: c.id, name: c.name } },
       el("img", { src: withToken(`/api/characters/${c.id}/preview.png`), alt: c.name, width: 96, height: 96, loading: "lazy" }),
       el("strong", {}, c.name),
-      el("span", { class: "muted" }, `${kind}; ${voice.language || "en-us"} ${voice.variant || ""} pitch ${voice.pitch ?? "–"}`),
+      el("span", { class: "muted" }, `${kind}; ${voiceLabel(voice)}`),
       el("button", { type: "button", dataset: { act: "hear" }, onclick: () => hear(c) }, "Hear"),
       el("button", { type: "button", dataset: { act: "voice" }, onclick: () => changeVoice(c) }, "Change voice"),
       el("button", { type: "button", dataset: { act: "recast" }, onclick: () => recast(c) }, "Recast"),
@@ -433,17 +433,38 @@ function renderSceneSet() {
   select.disabled = !studio.scene;
 }
 
+function isNatural(voice) {
+  return voice.backend === "kokoro";
+}
+
+function voiceLabel(voice) {
+  const espeak = `${voice.language || "en-us"} ${voice.variant || ""} pitch ${voice.pitch ?? "–"}`;
+  return isNatural(voice) ? `natural ${voice.voice_id} ×${voice.speed ?? 1} (else ${espeak})` : `espeak-ng ${espeak}`;
+}
+
 function hear(character) {
-  send({ type: "say", speaker: character.name, text: `Hello, I am ${character.name[0]}${character.name.slice(1).toLowerCase()}.` }, `character-${character.id}`);
+  const line = { type: "say", speaker: character.name, text: `Hello, I am ${character.name[0]}${character.name.slice(1).toLowerCase()}.` };
+  if (isNatural(character.spec.voice || {})) line.voice = "natural"; // the character's own voice, not the instant one
+  send(line, `character-${character.id}`);
+}
+
+// What the "Change voice" prompt takes: "af_heart 1.1" (a natural voice and its speed) or
+// "m3 40" (an espeak-ng variant and pitch); the server's message names a bad field.
+function voiceChange(answer) {
+  const [first, second] = answer.trim().split(/\s+/);
+  if (/^[a-z]{2}_[a-z]+(\+[a-z]{2}_[a-z]+)*$/.test(first || "")) {
+    return { backend: "kokoro", voice_id: first, ...(second ? { speed: Number(second) } : {}) };
+  }
+  return { backend: "espeak", variant: first, ...(second ? { pitch: Number(second) } : {}) };
 }
 
 async function changeVoice(character) {
   const voice = character.spec.voice || {};
-  const answer = prompt(`Voice of ${character.name}: variant (m1..m7, f1..f5) and pitch 0-99`, `${voice.variant || "m1"} ${voice.pitch ?? 50}`);
-  if (answer === null) return;
-  const [variant, pitch] = answer.trim().split(/\s+/);
+  const now = isNatural(voice) ? `${voice.voice_id} ${voice.speed ?? 1}` : `${voice.variant || "m1"} ${voice.pitch ?? 50}`;
+  const answer = prompt(`Voice of ${character.name}: a natural voice and speed (af_heart 1.0, bm_george 0.9) or an espeak-ng variant and pitch (m1..m7, f1..f5; 0-99)`, now);
+  if (answer === null || !answer.trim()) return;
   await guarded(`character-${character.id}`, async () => {
-    await api("PATCH", `/api/characters/${character.id}/voice`, { variant, pitch: Number(pitch) });
+    await api("PATCH", `/api/characters/${character.id}/voice`, voiceChange(answer));
     await loadSeriesDetail(character.series_id);
     renderCast();
     if (live.seriesId === character.series_id) await connect(); // the session takes the new voice
@@ -468,7 +489,14 @@ $("new-character").addEventListener("submit", (e) => {
   guarded("character", async () => {
     const body = { name: $("character-name").value.trim() };
     const voice = {};
-    if ($("character-variant").value) voice.variant = $("character-variant").value;
+    const chosen = $("character-variant").value;
+    if (chosen.startsWith("kokoro:")) {
+      // A natural voice speaks its own accent's language (a Mandarin voice on English lines would be
+      // mapped to an English one of the same sex).
+      Object.assign(voice, { backend: "kokoro", voice_id: chosen.slice(7) });
+      if (chosen.startsWith("kokoro:z")) voice.language = "cmn";
+    }
+    else if (chosen) Object.assign(voice, { backend: "espeak", variant: chosen });
     if ($("character-pitch").value !== "") voice.pitch = Number($("character-pitch").value);
     if (Object.keys(voice).length) body.voice = voice;
     await api("POST", `/api/series/${studio.selected.series}/characters`, body);

@@ -208,6 +208,19 @@ def test_the_studio_endpoints_check_scripts_voices_previews_and_playback(client:
     assert changed["spec"]["voice"]["variant"] == "m3" and changed["spec"]["voice"]["pitch"] == 30
     assert changed["spec"]["look"] == leo["spec"]["look"]
     refused(client.patch(f"/api/characters/{leo['id']}/voice", json={"variant": "zz"}), 400, "bad_character", "variant")
+    # A natural voice, its speed, a clear error for an unknown one, and back to espeak-ng.
+    natural = ok(client.patch(f"/api/characters/{leo['id']}/voice", json={"backend": "kokoro", "voice_id": "bf_emma", "speed": 1.1}))
+    assert natural["spec"]["voice"].items() >= {"backend": "kokoro", "voice_id": "bf_emma", "speed": 1.1, "variant": "m3"}.items()
+    refused(client.patch(f"/api/characters/{leo['id']}/voice", json={"voice_id": "xx_nobody"}), 400, "bad_character", "xx_nobody")
+    refused(client.patch(f"/api/characters/{leo['id']}/voice", json={"speed": 7}), 400, "bad_character", "speed")
+    back = ok(client.patch(f"/api/characters/{leo['id']}/voice", json={"backend": "espeak"}))
+    assert back["spec"]["voice"]["backend"] == "espeak" and not back["spec"]["voice"].get("voice_id")
+    # The studio's "Add character" form: a Mandarin natural voice, or an espeak-ng variant over an
+    # auto-cast natural voice.
+    mei = ok(client.post(f"/api/series/{series_id}/characters", json={"name": "MEI", "voice": {"backend": "kokoro", "voice_id": "zf_xiaoxiao", "language": "cmn"}}), 201)
+    assert mei["spec"]["voice"].items() >= {"backend": "kokoro", "voice_id": "zf_xiaoxiao", "language": "cmn"}.items()
+    omar = ok(client.post(f"/api/series/{series_id}/characters", json={"name": "OMAR", "voice": {"backend": "espeak", "variant": "m1"}}), 201)
+    assert omar["spec"]["voice"]["variant"] == "m1" and not omar["spec"]["voice"].get("voice_id")
     # Recast from a cast file's line: the description decides look and voice, fields pin exactly.
     recast = ok(client.put(f"/api/characters/{leo['id']}/cast", json={"cast": "a white man, 60, glasses; hair_style=bald"}))
     look, voice = recast["spec"]["look"], recast["spec"]["voice"]

@@ -43,6 +43,15 @@ def spec_to_json(spec: CharacterSpec) -> dict[str, Any]:
     return out
 
 
+def merged_voice(voice: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    """A stored voice with the fields a user gave; going back to espeak-ng (``"backend": "espeak"``
+    without a ``voice_id``) drops the natural voice id, which that backend cannot have."""
+    merged = {**voice, **given}
+    if given.get("backend") == "espeak" and "voice_id" not in given:
+        merged.pop("voice_id", None)
+    return merged
+
+
 def photo_of(spec: CharacterSpec) -> str | None:
     """The photo id of a photo character kept in a data directory (``photos/<id>/``), else None."""
     if spec.art_dir is None or not Path(spec.art_dir).name.startswith("ph_"):

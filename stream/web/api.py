@@ -22,7 +22,7 @@ from avatar.spec import Cast
 from stream.export.jobs import ExportJobs
 from stream.record.recorder import Recordings
 from stream.store import Store
-from stream.store.cast import spec_from_json, spec_to_json
+from stream.store.cast import merged_voice, spec_from_json, spec_to_json
 from stream.store.catalog import UNSET, check_name
 from stream.store.errors import BadInputError, NotFoundError
 from stream.store.photos import PhotoLibrary
@@ -122,7 +122,7 @@ async def create_character(r: Request) -> Any:
         given = body.get(part) or {}
         if not isinstance(given, dict):
             raise BadInputError("bad_character", f"'{part}' must be an object of {part} fields")
-        base[part] = {**base[part], **given}
+        base[part] = merged_voice(base[part], given) if part == "voice" else {**base[part], **given}
     if "seed" in body:
         base["seed"] = body["seed"]
     photos = PhotoLibrary(store.data_dir)

@@ -12,7 +12,8 @@ in the schema by ``stream.web.api.ENDPOINTS``.
 - ``POST /api/series/{id}/characters/art`` ``{"name"?, "files": {"character.json": BASE64, ...}}``:
   a folder of layered PNGs (``avatar.custom``) kept in the data directory (``stream.store.art``)
   and added to the series, so every session and render of the series draws it.
-- ``PATCH /api/characters/{id}/voice`` ``{"variant"?, "pitch"?, "rate_wpm"?, "language"?}``.
+- ``PATCH /api/characters/{id}/voice`` ``{"variant"?, "pitch"?, "rate_wpm"?, "language"?, "backend"?,
+  "voice_id"?, "speed"?}`` (``"backend": "kokoro"`` with a ``voice_id`` such as ``"af_heart"``).
 - ``PUT /api/characters/{id}/cast`` ``{"cast": "a white man, 40; hair_style=bald voice.variant=m2"}``:
   the character recast from a cast file's line (look and voice, as ``talkie render --cast``);
   a PNG-art or photo character keeps its pictures and takes the line's voice.
@@ -45,7 +46,7 @@ from stream.export.jobs import ExportConfig, export_timeline
 from stream.export.stitch import Clip, Timeline
 from stream.store import Store
 from stream.store.art import MAX_TOTAL_BYTES, ArtShelf
-from stream.store.cast import series_cast, spec_from_json, spec_to_json
+from stream.store.cast import merged_voice, series_cast, spec_from_json, spec_to_json
 from stream.store.catalog import check_name
 from stream.store.errors import BadInputError, ConflictError, NotFoundError
 from stream.store.photos import PhotoLibrary
@@ -231,14 +232,15 @@ async def add_art_character(request: Request) -> Response:
 
 
 async def change_voice(request: Request) -> Response:
-    """``PATCH /api/characters/{id}/voice`` with voice fields (variant, pitch, rate_wpm, language)."""
+    """``PATCH /api/characters/{id}/voice`` with voice fields (language, variant, pitch, rate_wpm,
+    backend, voice_id, speed). Going back to ``"backend": "espeak"`` drops the natural voice id."""
     store: Store = request.app.state.store
     ident = str(request.path_params["character_id"])
     given = await read_json(request, max_bytes=4096, what="voice")
 
     def work() -> dict[str, Any]:
         character = store.catalog.get_character(ident)
-        data = {**character.spec, "voice": {**character.spec.get("voice", {}), **given}}
+        data = {**character.spec, "voice": merged_voice(character.spec.get("voice", {}), given)}
         data_dir = store.media.data_dir
         spec = spec_from_json(character.name, data, photos=PhotoLibrary(data_dir), art=ArtShelf.for_data_dir(data_dir))
         return store.catalog.set_character_spec(ident, spec_to_json(spec)).to_json()
