@@ -161,7 +161,7 @@ class SpeechEngine:
         """Speech at 48 kHz with events; ``mouth`` is left empty (see ``with_mouth``).
 
         ``live``: the natural voice cuts the line as it does live (first words first), so the
-        samples are those a live session streams; offline it speaks whole sentences."""
+        samples are those a live session streams; offline it speaks whole lines per call."""
         natural = self.backend_for(voice)
         if natural is not None:
             voices, voice_id = natural

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,8 +15,9 @@ import pytest
 
 from avatar.spec import BUILTIN_CAST, Cast, auto_cast
 from lipsync.audio import frame_rms, to_float
-from lipsync.espeak import Espeak
-from lipsync.g2p import english_from_ipa, split_clauses
+from lipsync.chunk_cache import ChunkCache
+from lipsync.espeak import Espeak, PhonemeEvent
+from lipsync.g2p import Clause, english_from_ipa, split_clauses
 from lipsync.kokoro import (
     DURATION_UNIT_SAMPLES,
     VOCAB,
@@ -26,7 +28,7 @@ from lipsync.kokoro import (
     read_voice,
 )
 from lipsync.mouth_track import MouthTrackConfig
-from lipsync.natural import NaturalConfig, Turns, phoneme_events
+from lipsync.natural import NaturalConfig, Turns, line_calls, phoneme_events
 from lipsync.onnx_edit import OnnxEditError, add_output
 from lipsync.phonemes import visemes_for_phoneme
 from lipsync.speech import SpeechEngine
@@ -74,6 +76,39 @@ def test_marks_fold_into_their_phoneme_and_events_follow_the_durations() -> None
     # stress starts the vowel; length and tone extend it; space and "." are pauses; then the end pad.
     assert labels == [("", 0), ("ˈɑː↓", 2), ("", 8), ("m", 10), ("", 12), ("", 16)]
     assert (frames.sum() * DURATION_UNIT_SAMPLES - trim) // DURATION_UNIT_SAMPLES == 19
+
+
+def test_offline_calls_speak_whole_lines_as_far_as_a_call_holds() -> None:
+    clauses = [Clause("Where were you?", "wɛɹ wɜɹ ju?"), Clause("I waited,", "I wATᵻd,"), Clause("all night.", "ɔl nIt.")]
+    # One call for the line: the start pad is paid once, the model pauses between its sentences.
+    assert line_calls(clauses, max_tokens=240) == ["wɛɹ wɜɹ ju? I wATᵻd, ɔl nIt."]
+    # A call that cannot hold the next clause ends before it; a clause too long is cut at words.
+    assert line_calls(clauses, max_tokens=20) == ["wɛɹ wɜɹ ju? I wATᵻd,", "ɔl nIt."]
+    assert line_calls([Clause("x", "ab cd ef gh.")], max_tokens=8) == ["ab cd", "ef gh."]
+
+
+def test_the_chunk_cache_keeps_recent_chunks_read_only_within_its_bound() -> None:
+    cache = ChunkCache(max_samples=10)
+    events = [PhonemeEvent("a", 0), PhonemeEvent("", 3)]
+    pcm = np.arange(4, dtype=np.int16)
+    kept = cache.put(("ab.", "af_heart", 1.0), pcm, events)
+    pcm[0] = 99  # the cache holds its own copy
+    got = cache.get(("ab.", "af_heart", 1.0))
+    assert got is kept and got.pcm.tolist() == [0, 1, 2, 3] and got.events == tuple(events)
+    assert not got.pcm.flags.writeable
+    assert cache.get(("ab.", "af_heart", 1.1)) is None  # another speed is another chunk
+    cache.put(("cd.", "am_puck", 1.0), np.zeros(4, np.int16), events)
+    cache.get(("ab.", "af_heart", 1.0))  # "ab." is now the most recently used
+    cache.put(("ef.", "am_puck", 1.0), np.zeros(4, np.int16), events)  # 12 samples > 10: "cd." goes
+    assert cache.get(("cd.", "am_puck", 1.0)) is None
+    assert cache.get(("ab.", "af_heart", 1.0)) is not None and cache.n_samples == 8 and len(cache) == 2
+    assert (cache.hits, cache.misses) == (3, 2)
+    cache.put(("long.", "af_heart", 1.0), np.zeros(11, np.int16), events)  # larger than the bound: not kept
+    assert cache.get(("long.", "af_heart", 1.0)) is None and cache.n_samples == 8
+    with pytest.raises(ValueError, match="max_samples"):
+        ChunkCache(max_samples=-1)
+    with pytest.raises(ValueError, match="cache_audio_s"):
+        NaturalConfig(cache_audio_s=-1)
 
 
 def test_turns_go_to_the_oldest_line_first() -> None:
@@ -226,11 +261,37 @@ def test_viseme_onsets_follow_the_models_phonemes_within_one_frame(natural: Spee
 
 @pytest.mark.slow
 def test_the_same_line_gives_the_same_samples(natural: SpeechEngine) -> None:
+    voices = natural.natural()
+    assert voices is not None
     first = natural.say("Where were you last night?", MAYA)
     natural.say("Something else, in another voice.", replace(MAYA, voice_id="am_puck"))
+    voices.cache.clear()  # the model itself, not the cache, must give the same samples
     again = natural.say("Where were you last night?", MAYA)
     np.testing.assert_array_equal(first.pcm, again.pcm)
     assert first.phonemes == again.phonemes
+    hits = voices.cache.hits
+    cached = natural.say("Where were you last night?", MAYA)  # now from the cache: no model call
+    assert voices.cache.hits == hits + 1
+    np.testing.assert_array_equal(cached.pcm, first.pcm)
+    assert cached.phonemes == first.phonemes
+
+
+@pytest.mark.slow
+def test_lines_spoken_side_by_side_give_the_samples_they_give_alone(natural: SpeechEngine) -> None:
+    # A render speaks two lines at once (stream.record.offline.perform): the model runs twice
+    # concurrently, and each line must still come out exactly as it does alone.
+    voices = natural.natural()
+    assert voices is not None
+    lines = ["Hello there, friend.", "I waited at the harbour all night."]
+    voices.cache.clear()
+    alone = [natural.synthesize(text, MAYA).pcm for text in lines]
+    voices.cache.clear()
+    hits = voices.cache.hits
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        together = list(pool.map(lambda text: natural.synthesize(text, MAYA).pcm, lines))
+    assert voices.cache.hits == hits  # both made by the model, not taken from the cache
+    for a, b in zip(alone, together, strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.slow

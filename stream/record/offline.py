@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -39,6 +40,7 @@ FrameSource = Callable[[int, "np.ndarray | None"], np.ndarray]
 MAX_SCRIPT_BYTES = 1_000_000
 BACKENDS = ("rig", "neural")
 VOICE_BACKENDS = ("natural", "espeak")
+SPEECH_WORKERS = 2  # lines spoken at once while a scene is performed (one per core here)
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,15 +191,25 @@ def perform(plan: ScenePlan, speech: SpeechEngine, *, config: RenderConfig, time
     if config.voice_backend == "espeak":
         voices = {name: voice.as_espeak() for name, voice in voices.items()}
 
+    # Two lines are spoken side by side (the natural voice's calls run in parallel), in order.
+    pool = ThreadPoolExecutor(max_workers=SPEECH_WORKERS, thread_name_prefix="speech")
+    made = {
+        id(line): pool.submit(speech.synthesize, line.text, voice_for_text(voices[line.speaker], line.text))
+        for line in plan.lines
+    }
+
     def say(line: TimedLine) -> Utterance:
         with timer.stage("speech"):
-            utt = speech.synthesize(line.text, voice_for_text(voices[line.speaker], line.text))
+            utt = made[id(line)].result()
         with timer.stage("mouth_track"):
             return speech.with_mouth(utt)
 
-    return build_timeline(
-        plan.lines, say, characters=[spec.name for spec in plan.cast], config=config.timeline
-    )
+    try:
+        return build_timeline(
+            plan.lines, say, characters=[spec.name for spec in plan.cast], config=config.timeline
+        )
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _neural_painter(

@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from lipsync.natural import NaturalConfig
 from lipsync.script import Script, parse_script
 from lipsync.speech import SpeechEngine
 from lipsync.timebase import SAMPLE_RATE_HZ, samples_to_seconds
@@ -60,7 +61,11 @@ def bench_render(
     """Render a two-character scene of ``seconds`` and report wall time per stage.
 
     ``voice_backend``: "natural" (the cast's Kokoro voices, the render default) or "espeak"."""
-    speech = speech or SpeechEngine(voice_backend="espeak" if voice_backend == "espeak" else "natural")
+    # No chunk cache unless ``speech`` brings one: the scene repeats its dialogue, and a render
+    # should pay for every line it speaks (``bench voice`` also times a cached re-render).
+    speech = speech or SpeechEngine(
+        voice_backend="espeak" if voice_backend == "espeak" else "natural", natural_config=NaturalConfig(cache_audio_s=0)
+    )
     speech.warm_up()  # the model's load is a once-per-process cost, reported by `bench voice`
     script = bench_script(seconds, speech)
     timer = StageTimer()

@@ -9,7 +9,11 @@
   started), p50/p95 over lines said one at a time, natural and espeak-ng;
 - a pasted 10-line script: the gaps between lines against the scene's own pause, and frames
   whose speech was not made in time (underruns);
-- the offline render of the 60-second two-character scene with natural voices.
+- offline speech: the ten lines spoken as a render speaks them (a call per line), one after
+  the other and two side by side (what ``stream.record.offline.perform`` does), CPU and wall;
+- the offline render of the 60-second two-character scene with natural voices, cold (no cached
+  chunk: every line made by the model) and again with the chunk cache holding the script (a
+  re-render of an unchanged script: what an edit-and-render loop pays for the unchanged lines).
 """
 
 from __future__ import annotations
@@ -59,14 +63,14 @@ def _rtf_natural(threads: int, voice: VoiceSpec) -> dict[str, Any]:
     """Load, real-time factor and the cost of one call, in wall seconds and in CPU seconds (the
     process's, all threads: what an idle machine would need; this one is shared)."""
     from lipsync.g2p import Phonemizer
-    from lipsync.natural import NaturalVoices
+    from lipsync.natural import NaturalConfig, NaturalVoices
 
     before = _rss_mb()
     t0 = time.perf_counter()
     model = KokoroModel(KokoroConfig(threads=threads))
     load_s = time.perf_counter() - t0
     after = _rss_mb()
-    voices = NaturalVoices(model=model, phonemizer=Phonemizer(espeak=Espeak()))
+    voices = NaturalVoices(model=model, phonemizer=Phonemizer(espeak=Espeak()), config=NaturalConfig(cache_audio_s=0))
     wall = cpu = audio = 0.0
     for text in LINES:
         t, c = time.perf_counter(), time.process_time()
@@ -100,7 +104,33 @@ def _rtf_natural(threads: int, voice: VoiceSpec) -> dict[str, Any]:
             for n, a, p, w, c in calls
         ],
         "cpu_s_fit": {"fixed_s": round(float(cpu_fit[1]), 3), "per_audio_s": round(float(cpu_fit[0]), 3)},
-    }
+    } | ({"offline_lines": _offline_lines(voices, voice)} if threads == 2 else {})
+
+
+def _offline_lines(voices: Any, voice: VoiceSpec) -> dict[str, Any]:
+    """The ten lines spoken offline (a call per line, no cache), one after the other and two
+    side by side; the samples must be the same either way."""
+
+    def say(text: str) -> np.ndarray:
+        return voices.synthesize(text, language="en-us", voice_id=voice.voice_id, speed=voice.speed).pcm
+
+    out: dict[str, Any] = {"lines": len(LINES), "calls": sum(len(voices.pieces(t, "en-us", live=False)) for t in LINES)}
+    made: dict[str, list[np.ndarray]] = {}
+    for mode in ("one_at_a_time", "two_side_by_side"):
+        t, c = time.perf_counter(), time.process_time()
+        if mode == "one_at_a_time":
+            made[mode] = [say(text) for text in LINES]
+        else:
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                made[mode] = list(pool.map(say, LINES))
+        wall, cpu = time.perf_counter() - t, time.process_time() - c
+        audio = sum(p.shape[0] for p in made[mode]) / 24000
+        out[mode] = {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "speech_s": round(audio, 2),
+                     "realtime_factor_wall": round(wall / audio, 3), "realtime_factor_cpu": round(cpu / audio, 3)}
+    out["same_samples"] = all(
+        np.array_equal(a, b) for a, b in zip(made["one_at_a_time"], made["two_side_by_side"], strict=True)
+    )
+    return out
 
 
 def _rtf_espeak() -> dict[str, Any]:
@@ -134,7 +164,13 @@ class _PacedScene:
             cast = Cast([replace(spec, voice=spec.voice.as_espeak()) for spec in cast])
         self.executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="bench-synth")
         self.scene = LiveScene(
-            cast=cast, speech=speech, synth_executor=self.executor, config=LiveConfig(), names=("MAYA", "LEO")
+            cast=cast,
+            speech=speech,
+            synth_executor=self.executor,
+            # A session whose lines speak with the natural voice unless asked for espeak-ng (the
+            # server's own default is espeak-ng: `talkie serve --voice natural` is this).
+            config=LiveConfig(voice="espeak" if espeak else "natural"),
+            names=("MAYA", "LEO"),
         )
         self.first_frame_at: dict[str, float] = {}
         self.started: dict[str, int] = {}
@@ -168,11 +204,19 @@ class _PacedScene:
         self.executor.shutdown(wait=True, cancel_futures=True)
 
 
+def _forget_chunks(speech: SpeechEngine) -> None:
+    """Empty the natural voice's chunk cache, so every line of a measurement is made by the model."""
+    natural = speech.natural()
+    if natural is not None:
+        natural.cache.clear()
+
+
 def _live_latency(speech: SpeechEngine, *, espeak: bool, n_lines: int) -> dict[str, Any]:
     paced = _PacedScene(speech, espeak=espeak)
     latencies = []
     try:
         for i in range(n_lines):
+            _forget_chunks(speech)  # more lines than LINES repeat them: each is made anew
             received = time.monotonic()
             line = paced.scene.say(("MAYA", "LEO")[i % 2], LINES[i % len(LINES)], received_at=received)
             while line.id not in paced.ended and line.status != "interrupted":
@@ -192,6 +236,7 @@ def _live_latency(speech: SpeechEngine, *, espeak: bool, n_lines: int) -> dict[s
 
 
 def _script(speech: SpeechEngine) -> dict[str, Any]:
+    _forget_chunks(speech)  # the live measurement said these lines already
     paced = _PacedScene(speech)
     gap_ms = paced.scene.config.gap_ms
     try:
@@ -235,7 +280,14 @@ def bench_voice(*, lines: int = 10, render_seconds: float = 60.0) -> dict[str, A
     report["live_first_frame_espeak"] = _live_latency(speech, espeak=True, n_lines=lines)
     report["pasted_script_natural"] = _script(speech)
     if render_seconds > 0:
-        report["render_natural"] = bench_render(seconds=render_seconds, speech=speech, voice_backend="natural")
+        from lipsync.natural import NaturalConfig
+
+        cold = SpeechEngine(voice_backend="natural", natural_config=NaturalConfig(cache_audio_s=0))
+        report["render_natural"] = bench_render(seconds=render_seconds, speech=cold, voice_backend="natural")
+        del cold
+        # `speech` keeps spoken chunks: bench_render speaks the script once to size it, so its
+        # render finds every line made (a re-render of an unchanged script).
+        report["rerender_natural_cached"] = bench_render(seconds=render_seconds, speech=speech, voice_backend="natural")
     report["max_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     report["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     return report
