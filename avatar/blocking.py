@@ -4,7 +4,10 @@ Everyone who speaks in a scene is on stage from its start, unless the script bri
 later: an action line after the scene's first speech that names them in CAPS ("BOB walks in")
 before they first speak. An action line with a leaving verb ("She scuttles off", "LEO exits")
 takes its subject off; "he"/"she"/"they" mean the character named last in that paragraph, else
-the last speaker. Someone who left and speaks again comes back for that line.
+the last speaker. Someone who left and speaks again comes back for that line. A voice over or
+off screen (``MAYA (V.O.)``, ``(O.S.)``) is heard without its speaker on stage: someone only
+heard that way never stands on it, and one first heard that way enters at their first line in
+person.
 """
 
 from __future__ import annotations
@@ -32,8 +35,9 @@ _ENTER_RE = re.compile(
 _PRONOUN_RE = re.compile(r"\b(?:he|she|they)\b", re.IGNORECASE)
 _ADDRESS_RE = re.compile(r"\bto\s+([A-Z][\w'\-]*(?:\s+[A-Z][\w'\-]*)*)", re.IGNORECASE)
 _SENTENCE_RE = re.compile(r"[^.!?]+[.!?]*")
-SILENT_RMS = 120.0
-"""A frame whose own voice RMS (int16 units) is below this is a pause between words."""
+SILENT_RMS = 120.0 / 32768.0
+"""A frame whose own voice RMS (a share of full scale, as ``SceneTimeline.voice_rms``; about
+-49 dBFS) is below this is a pause between words."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,8 +78,10 @@ def read_direction(
     """Entrances, exits and shot notes of ``scene``; ``line_frames[i]`` is (start, end) frame of
     ``scene.lines[i]``. ``extra_names``: walk-ons (introduced characters who never speak).
     Raises ``avatar.shots.ShotError`` (naming the line) for a bad shot note."""
-    speakers = list(dict.fromkeys(line.speaker for line in scene.lines))
-    names = [*speakers, *(n for n in extra_names if n not in speakers)]
+    seen = [line for line in scene.lines if not line.unseen]  # a voice over is never on stage
+    speakers = list(dict.fromkeys(line.speaker for line in seen))
+    heard = {line.speaker for line in scene.lines}
+    names = [*speakers, *(n for n in extra_names if n not in heard)]
     first_line = scene.lines[0].source_line if scene.lines else 0
     starts = [f[0] for f in line_frames]
 
@@ -88,7 +94,7 @@ def read_direction(
         return line_frames[-1][1] if line_frames else 0
 
     cues: list[StageCue] = []
-    first_spoken = {n: min(i for i, line in enumerate(scene.lines) if line.speaker == n) for n in speakers}
+    first_spoken = {n: min(i for i, line in enumerate(scene.lines) if line.speaker == n and not line.unseen) for n in speakers}
     for action in scene.actions:
         frame = frame_at(action.source_line)
         last_speaker = None
@@ -118,14 +124,17 @@ def read_direction(
                     cues.append(StageCue(frame, who, False))
             if mentions:
                 named_last = mentions[-1][1]
-    # a speaker who enters later is absent until then; everyone else is there from the start
+    # a speaker who enters later (or is first heard as a voice over) is absent until then;
+    # everyone else is there from the start
     late = {c.name for c in cues if c.enters}
+    late |= {n for n in speakers if any(ln.unseen for ln in scene.lines[: first_spoken[n]] if ln.speaker == n)}
     for name in speakers:
         if name not in late:
             cues.append(StageCue(0, name, True))
-    # someone who left comes back to speak
+    # someone who left comes back to speak (in person: a voice over stays off)
     for line, start in zip(scene.lines, starts, strict=True):
-        cues.append(StageCue(start, line.speaker, True))
+        if not line.unseen:
+            cues.append(StageCue(start, line.speaker, True))
     notes = tuple(
         ShotNote(frame_at(n.source_line), *parse_shot_note(n.text, line=n.source_line), source_line=n.source_line)
         for n in scene.notes
@@ -154,6 +163,7 @@ def beats_of(
                 dual_group=line.dual_group,
                 exclaim=line.text.rstrip().endswith("!"),
                 pauses=pauses,
+                unseen=line.unseen,
             )
         )
     return beats

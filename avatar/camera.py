@@ -41,6 +41,7 @@ _PANORAMA = 2.0  # the stage's width in frame widths
 _PAN_PER_MARK = 0.30  # how far (in frame widths) the camera moves across the stage per mark
 _PUSH_IN = 0.12  # a push-in ends this much tighter
 _REST = np.eye(15, dtype=np.float32)[0]
+_REDUCE_MIN = 0.45  # a size reduced from the master at this share of it or more stays sharp
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +86,12 @@ def frame_shot(
     return Framing((shot.kind, name, facing), (name,), (slot,), _clamped((vx, vy, vx + vw, vy + vh), w, h), focus)
 
 
+def stage_panorama(set_name: str, *, width_px: int, height_px: int) -> np.ndarray:
+    """The set drawn as the stage behind every shot of a ``width_px`` x ``height_px`` frame
+    (the slow part of a camera: a session draws it once per set and passes it to ``Camera``)."""
+    return render_set(set_name, width_px=round(width_px * _PANORAMA), height_px=height_px)
+
+
 def single_height(kind: str, height_px: int) -> int:
     """The sprite height of a ``"medium"`` or ``"close"`` single in a frame ``height_px`` tall."""
     top, bottom = _CLOSE if kind == "close" else _MEDIUM
@@ -99,11 +106,30 @@ def _clamped(view: tuple[float, float, float, float], w: int, h: int) -> tuple[f
     return (x0 + dx, y0 + dy, x1 + dx, y1 + dy)
 
 
+def draw_sizes(spec: CharacterSpec, *, master_px: int, heights: Sequence[int]) -> dict[int, Drawn]:
+    """``spec`` drawn at ``master_px`` and at each of ``heights``, as ``RigLibrary.get`` would
+    (reduced from the master when that keeps it sharp, else drawn at that size). Pure and
+    picklable both ways: a session draws its cast ahead with it in another process, whose
+    drawings, given to ``RigLibrary.put``, are the very pixels ``get`` would have drawn."""
+    master = build_character(spec, height_px=master_px)
+    out: dict[int, Drawn] = {master_px: master}
+    for height in heights:
+        if height in out:
+            continue
+        if isinstance(master, RigCharacter) and _REDUCE_MIN * master_px <= height < master_px:
+            out[height] = master.scaled(height)
+        else:
+            out[height] = build_character(spec, height_px=height)
+    return out
+
+
 class RigLibrary:
     """Characters drawn once at the largest height asked for, reduced for smaller shots.
 
     Call ``want`` for every (name, height) first, then ``prepare`` (or just ``get``). A height
-    above the master's is drawn on its own. Safe to share between a session's threads.
+    above the master's is drawn on its own. Safe to share between a session's threads: a
+    character is drawn holding only its own lock, so a frame that needs a character already
+    drawn never waits for another one being drawn in the background.
     """
 
     def __init__(self, specs: Iterable[CharacterSpec] = ()) -> None:
@@ -111,7 +137,8 @@ class RigLibrary:
         self._wanted: dict[str, int] = {}
         self._masters: dict[str, Drawn] = {}
         self._rigs: dict[tuple[str, int], Drawn] = {}
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # guards the dicts only, never held while drawing
+        self._drawing: dict[str, threading.Lock] = {}  # per name: one drawing of it at a time
 
     def add(self, spec: CharacterSpec) -> None:
         """Know ``spec`` (a changed spec of a known name drops its drawings)."""
@@ -126,17 +153,54 @@ class RigLibrary:
             if name not in self._masters:
                 self._wanted[name] = max(height_px, self._wanted.get(name, 0))
 
+    def has(self, name: str, height_px: int) -> bool:
+        """Whether ``name`` is drawn at ``height_px`` already (``get`` returns at once)."""
+        with self._lock:
+            return (name, height_px) in self._rigs
+
+    def missing(self, spec: CharacterSpec, heights: Sequence[int]) -> tuple[int, list[int]]:
+        """Know ``spec`` and tell what drawing it at ``heights`` takes: (the master's height,
+        the heights not drawn yet), the arguments of ``draw_sizes`` for ``put``."""
+        with self._lock:
+            self.add(spec)
+            master = self._masters.get(spec.name)
+            if master is not None:
+                master_px = master.height_px
+            else:
+                master_px = max(self._wanted.get(spec.name, 0), *heights)
+                self._wanted[spec.name] = master_px
+            todo = [h for h in dict.fromkeys(heights) if (spec.name, h) not in self._rigs]
+            return master_px, todo
+
+    def put(self, spec: CharacterSpec, drawn: Mapping[int, Drawn], *, master_px: int) -> None:
+        """Keep drawings made by ``draw_sizes`` elsewhere (ignored when ``spec`` was recast meanwhile)."""
+        with self._lock:
+            if self._specs.get(spec.name) != spec:
+                return
+            if spec.name not in self._masters and master_px in drawn:
+                self._masters[spec.name] = drawn[master_px]
+            for height, rig in drawn.items():
+                self._rigs.setdefault((spec.name, height), rig)
+
     def prepare(self) -> None:
         """Draw every master now (the slow part), so no shot waits for one later."""
         for name in list(self._wanted):
             self._master(name)
 
-    def _master(self, name: str) -> Drawn:
+    def _name_lock(self, name: str) -> threading.Lock:
         with self._lock:
-            found = self._masters.get(name)
+            return self._drawing.setdefault(name, threading.Lock())
+
+    def _master(self, name: str) -> Drawn:
+        with self._name_lock(name):
+            with self._lock:
+                found = self._masters.get(name)
+                spec, height = self._specs[name], self._wanted[name]
             if found is None:
-                found = build_character(self._specs[name], height_px=self._wanted[name])
-                self._masters[name] = found
+                found = build_character(spec, height_px=height)
+                with self._lock:
+                    if self._specs.get(name) == spec:  # not recast while it was drawn
+                        self._masters[name] = found
             return found
 
     def get(self, name: str, height_px: int) -> Drawn:
@@ -145,21 +209,31 @@ class RigLibrary:
             if hit is not None:
                 return hit
             self.want(name, height_px)
-            master = self._master(name)
+        master = self._master(name)
+        with self._name_lock(name):
+            with self._lock:
+                hit = self._rigs.get((name, height_px))
+                spec = self._specs[name]
+            if hit is not None:
+                return hit
             rig: Drawn
             if master.height_px == height_px:
                 rig = master
-            elif isinstance(master, RigCharacter) and 0.45 * master.height_px <= height_px < master.height_px:
+            elif isinstance(master, RigCharacter) and _REDUCE_MIN * master.height_px <= height_px < master.height_px:
                 rig = master.scaled(height_px)
             else:
-                rig = build_character(self._specs[name], height_px=height_px)
-            self._rigs[(name, height_px)] = rig
+                rig = build_character(spec, height_px=height_px)
+            with self._lock:
+                if self._specs.get(name) == spec:
+                    self._rigs[(name, height_px)] = rig
             return rig
 
 
 class Camera:
     """Draws a scene's shots: one compositor per framing, built when first needed (or all at
-    once by ``prepare``), over one panorama of the set. Not thread-safe."""
+    once by ``prepare``), over one panorama of the set. Draw from one thread; ``setup`` and
+    ``prepare`` may also run in a background job meanwhile (at worst a framing is set up twice,
+    both the same)."""
 
     def __init__(
         self,
@@ -171,13 +245,18 @@ class Camera:
         height_px: int,
         rigs: RigLibrary | None = None,
         tile_cache_mb: float = 40.0,
+        panorama: np.ndarray | None = None,
     ) -> None:
         self.width_px, self.height_px = width_px, height_px
         self.marks = dict(marks)
         self.set_name = set_name
         self.rigs = rigs or RigLibrary(specs)
         self._tile_cache_mb = tile_cache_mb
-        self._panorama = render_set(set_name, width_px=round(width_px * _PANORAMA), height_px=height_px)
+        if panorama is None:
+            panorama = stage_panorama(set_name, width_px=width_px, height_px=height_px)
+        elif panorama.shape[:2] != (height_px, round(width_px * _PANORAMA)):
+            raise ValueError(f"a panorama for a {width_px}x{height_px} frame is {round(width_px * _PANORAMA)}x{height_px}")
+        self._panorama = panorama
         self._shots: dict[tuple[object, ...], tuple[Framing, Compositor, SceneDirector]] = {}
         self._by_shot: dict[tuple[str, tuple[str, ...]], tuple[Framing, Compositor, SceneDirector]] = {}
 
@@ -222,6 +301,26 @@ class Camera:
         director = SceneDirector(motion=compositor.motion_models(), slot_x=x)
         self._shots[f.key] = (f, compositor, director)
         return self._shots[f.key]
+
+    def staged(self, names: Sequence[str]) -> tuple[Compositor, SceneDirector]:
+        """The wide of ``names`` (at most ``MAX_ON_SCREEN``) as one compositor whose characters
+        are in the order given, not left to right: everyone side by side on the one stage,
+        where the wide shot puts them (never a grid of panels). Draws the rigs it lacks."""
+        wide = Shot(0, 1, "wide", tuple(sorted(names, key=lambda n: self.marks[n])))
+        if list(wide.subjects) == list(names):
+            _, compositor, director = self.setup(wide)
+            return compositor, director
+        f = self.framing(wide)
+        slot_of = dict(zip(f.names, f.slots, strict=True))
+        slots = tuple(slot_of[n] for n in names)
+        staged = Compositor(
+            layout=SceneLayout(self.width_px, self.height_px, slots),
+            characters=[self.rigs.get(n, s.height_px) for n, s in zip(names, slots, strict=True)],
+            set_name=self.set_name,
+            background=self._background(f.view),
+            tile_cache_mb=self._tile_cache_mb,
+        )
+        return staged, SceneDirector(motion=staged.motion_models(), slot_x=[self.marks[n] for n in names])
 
     def mouth_boxes(self, shot: Shot, *, push: float = 0.0) -> dict[str, tuple[int, int, int, int]]:
         """Per framed character, the frame box holding its mouth, ``push`` into a push-in."""

@@ -21,10 +21,11 @@ from lipsync.timeline import SceneTimeline
 
 def scene_order(scene: Scene, walk_ons: Sequence[str] = ()) -> list[str]:
     """Who appears in ``scene``, in order of first appearance in the source (speakers by
-    their first line, walk-ons by their first mention)."""
+    their first line in person, walk-ons by their first mention)."""
     first: dict[str, int] = {}
     for line in scene.lines:
-        first.setdefault(line.speaker, line.source_line)
+        if not line.unseen:  # a voice over is not on stage
+            first.setdefault(line.speaker, line.source_line)
     for name in walk_ons:
         for action in scene.actions:
             if name in action.text:

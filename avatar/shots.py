@@ -5,6 +5,8 @@ the same scene always gets the same cut. The grammar is a TV drama's:
 
 - The scene opens on a wide of everyone present (at most ``MAX_ON_SCREEN``), held through the
   first line.
+- A voice over or off screen (``Beat.unseen``) is heard over whatever the camera shows: its
+  line neither cuts nor brings its speaker on stage.
 - Then each line cuts to its speaker on the line's first frame: a medium single, a close-up for
   an exclamation, a slow push-in on a long speech. A two-shot when the exchange is too quick for
   singles (a shot lasts at least ``min_shot_frames``) or for dual dialogue.
@@ -69,6 +71,8 @@ class Beat:
     exclaim: bool = False
     pauses: tuple[int, ...] = ()
     """Frames inside the line where the speaker is silent: places a cut may land."""
+    unseen: bool = False
+    """A voice over or off screen (``(V.O.)``, ``(O.S.)``): heard, never cut to, not on stage."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +191,7 @@ class _Presence:
         cued = {c.name for c in cues if c.enters}
         self._events: list[tuple[int, str, bool]] = sorted(
             [(c.frame, c.name, c.enters) for c in cues]
-            + [(b.start_frame, b.speaker, True) for b in beats]
+            + [(b.start_frame, b.speaker, True) for b in beats if not b.unseen]
             + [(0, n, True) for n in names if n not in cued],
             key=lambda e: (e[0], not e[2]),
         )
@@ -213,7 +217,7 @@ class _Presence:
             if f <= frame and enters and name in recency:
                 recency[name] = f
         for b in self._beats:
-            if b.start_frame <= frame + 1 and b.speaker in recency:
+            if b.start_frame <= frame + 1 and b.speaker in recency and not b.unseen:
                 recency[b.speaker] = max(recency[b.speaker], b.start_frame)
         return sorted(here, key=lambda n: -recency[n])[:limit]
 
@@ -263,11 +267,13 @@ def plan_shots(
         start = group[0].start_frame
         end = max(b.end_frame for b in group)
         next_start = groups[gi + 1][0].start_frame if gi + 1 < len(groups) else n_frames
-        speakers = [b.speaker for b in group]
+        speakers = [b.speaker for b in group if not b.unseen]
         note: ShotNote | None = None
         while pending and pending[0].frame <= start:
             note = pending.pop(0)
         last_frame, last_kind, last_subjects, _, _ = cuts[-1]
+        if not speakers and (note is None or (note.kind != "wide" and not note.subjects)):
+            continue  # a voice over: heard over whatever the camera shows, never cut to
         if note is not None:
             subjects = in_order(note.subjects) if note.subjects else (
                 wide_at(start, speakers) if note.kind == "wide" else in_order(speakers[:1])
@@ -336,7 +342,7 @@ def _partner(beat: Beat, beats: Sequence[Beat], presence: _Presence, frame: int)
     here = presence.present(frame)
     if beat.addressee and beat.addressee != beat.speaker and beat.addressee in here:
         return beat.addressee
-    for b in reversed([b for b in beats if b.start_frame < beat.start_frame]):
+    for b in reversed([b for b in beats if b.start_frame < beat.start_frame and not b.unseen]):
         if b.speaker != beat.speaker and b.speaker in here:
             return b.speaker
     others = [n for n in here if n != beat.speaker]

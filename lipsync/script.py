@@ -45,6 +45,7 @@ NO_DIALOGUE = "no dialogue found: expected Fountain character cues or 'NAME: lin
 _COLON_RE = re.compile(r"[:：]")
 _SHOT_NOTE_RE = re.compile(r"shot\s*:(.*)\Z", re.IGNORECASE | re.DOTALL)
 _NAME_PUNCTUATION = " .'-’"
+_UNSEEN_RE = re.compile(r"\b(?:V\.?\s*O|O\.?\s*S|O\.?\s*C|OFF)\b", re.IGNORECASE)
 
 
 class ScriptError(ValueError):
@@ -69,6 +70,11 @@ class Line:
     extension: str | None  # "V.O.", "O.S.", "CONT'D" ... (several joined with " ")
     source_line: int  # 1-based line of the character cue or the NAME: line
     dual_group: int | None = None  # shared by both lines of a dual-dialogue pair
+
+    @property
+    def unseen(self) -> bool:
+        """A voice heard without its speaker in the picture: ``(V.O.)``, ``(O.S.)``, ``(O.C.)``, ``(OFF)``."""
+        return self.extension is not None and bool(_UNSEEN_RE.search(self.extension))
 
 
 @dataclass(frozen=True, slots=True)

@@ -307,3 +307,61 @@ def test_damaged_media_is_reported_not_exported(store: Store, tmp_path: Path) ->
     with pytest.raises(StorageError, match=re.escape(f"segment 1 of take {take.id} is damaged")):
         export_timeline(store, plan_scene(store, scene.id), tmp_path / "d.mp4")
     assert not (tmp_path / "d.mp4").exists() and not list(tmp_path.glob(".*.part"))
+
+
+async def test_a_live_take_keeps_its_cut_and_the_episode_timeline_marks_every_shot(
+    server: tuple[Any, str], tmp_path: Path
+) -> None:
+    app, url = server
+    store: Store = app.state.store
+    series = store.catalog.create_series("Cuts")
+    episode = store.catalog.create_episode(series.id, "One")
+    scene = store.catalog.create_scene(episode.id, "Kitchen")
+    peer = ScenePeer(keep_video=False)
+    assert (await peer.connect(url, cast=["MAYA", "LEO", "IRIS"], set="kitchen")).status_code == 200
+    await peer.event("hello")
+    mark = len(peer.events)
+    peer.send({"type": "record", "action": "start", "scene_id": scene.id})
+    await peer.event("take_started", after=mark)
+    await asyncio.sleep(1.5)  # past the opening wide's minimum length, so the first line cuts too
+    for speaker, text in (
+        ("MAYA", "Where were you last night? I waited for hours."),
+        ("LEO", "Out by the harbour, watching the boats come in."),
+    ):
+        at = len(peer.events)
+        peer.send({"type": "say", "speaker": speaker, "text": text})
+        await peer.event("line_ended", after=at, timeout=30)
+    await asyncio.sleep(0.3)
+    peer.send({"type": "record", "action": "stop"})
+    stopped = await peer.event("take_stopped", after=mark)
+    await peer.close()
+
+    take = store.takes.get(stopped["take_id"])
+    shots, lines = store.takes.shots(take.id), store.takes.lines(take.id)
+    # The take opens on the staged wide of everyone, then cuts to each speaker on their first frame.
+    assert shots[0].start_frame == 0 and shots[0].kind == "wide" and set(shots[0].subjects) == {"MAYA", "LEO", "IRIS"}
+    starts = {s.start_frame: s for s in shots}
+    for line in lines:
+        first = line.start_sample // SAMPLES_PER_FRAME
+        assert first in starts and starts[first].label == f"medium {line.speaker}", (line, shots)
+    assert [s.start_frame for s in shots] == sorted({s.start_frame for s in shots})
+
+    # The episode's timeline carries the cut as a track of its own, one clip per shot, tiling the file.
+    result = await asyncio.to_thread(export_timeline, store, plan_episode(store, episode.id), tmp_path / "one.mp4")
+    loaded = otio.adapters.read_from_file(str(result.otio))
+    cut = next(t for t in loaded.tracks if t.name == "Shots")
+    assert cut.duration().to_frames() == result.n_frames == take.frames
+    clips = [c for c in cut if isinstance(c, otio.schema.Clip)]
+    assert [c.name for c in clips] == [s.label for s in shots]
+    assert [c.source_range.start_time.to_frames() for c in clips] == [s.start_frame for s in shots]
+    meta = clips[1].metadata["talkie"]
+    assert (meta["shot"], list(meta["subjects"]), meta["take_id"], meta["scene"], meta["take_start_frame"]) == (
+        "medium", ["MAYA"], take.id, "Kitchen", shots[1].start_frame
+    )
+    # ... and the pictures agree: the picture jumps at each recorded cut, not inside a shot.
+    frames, _, _ = decode(result.mp4)
+    small = [f[::4, ::4].astype(np.int16) for f in frames]
+    change = [0.0] + [float(np.abs(b - a).mean()) for a, b in zip(small, small[1:], strict=False)]
+    cuts = [s.start_frame for s in shots[1:]]
+    inside = [c for k, c in enumerate(change) if k not in cuts and k > 0]
+    assert min(change[k] for k in cuts) > 4 * float(np.percentile(inside, 99))

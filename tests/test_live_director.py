@@ -11,7 +11,7 @@ import pytest
 
 from avatar.livecut import IDLE_WIDE_FRAMES, LiveCutter
 from avatar.measure import mouth_opening
-from avatar.shots import assign_marks
+from avatar.shots import Shot, assign_marks
 from avatar.spec import Cast
 from lipsync.speech import SpeechEngine
 from stream.live.cast import SceneError
@@ -116,3 +116,37 @@ def test_a_cast_message_pins_a_look_and_voice_for_the_session(scene: LiveScene) 
         scene.pin("LEO", "hat=tall")
     with pytest.raises(SceneError, match=r"field 'voice.variant': unknown voice variant 'q1'"):
         scene.pin("LEO", "voice.variant=q1")
+
+
+def test_a_walk_on_after_the_cast_was_drawn_ahead_draws_nothing(scene: LiveScene, monkeypatch) -> None:
+    import avatar.camera as camera_module
+
+    for name in scene.cast_names():  # what the session's drawing-ahead job does, one name a job
+        scene.prepare([name])
+    drawn: list[object] = []
+    real_build, real_stage = camera_module.build_character, camera_module.render_set
+    monkeypatch.setattr(camera_module, "build_character", lambda *a, **k: drawn.append(a) or real_build(*a, **k))
+    monkeypatch.setattr(camera_module, "render_set", lambda *a, **k: drawn.append(a) or real_stage(*a, **k))
+    run(scene, 0, 10)
+    say(scene, "IRIS", "Sorry I am late.")
+    say(scene, "OMAR", "Me too.")
+    states = run(scene, 10, 80)
+    assert scene.view.names == ("MAYA", "LEO", "IRIS", "OMAR")
+    assert drawn == [], "a walk-on drew a character or the set on the line's path"
+    first = next(s for s in states if any(n.kind == "started" and n.line.speaker == "IRIS" for n in s.notices))
+    assert first.shot is not None and "IRIS" in first.shot.subjects  # on screen from her first frame
+
+
+def test_the_live_wide_of_four_stands_everyone_on_one_stage(scene: LiveScene) -> None:
+    view = scene.set_scene(names=["MAYA", "LEO", "IRIS", "OMAR"])
+    assert view.camera is not None
+    layout = view.compositor.layout
+    assert layout.panels == ()  # no video-call grid
+    marks = view.camera.marks
+    slots = dict(zip(view.names, layout.slots, strict=True))
+    left_to_right = sorted(view.names, key=lambda n: marks[n])
+    xs = [slots[n].x_px for n in left_to_right]
+    assert xs == sorted(xs) and len(set(xs)) == 4
+    assert len({(s.y_px + s.height_px, s.height_px) for s in layout.slots}) == 1  # side by side, same size
+    wide = view.camera.framing(Shot(0, 1, "wide", tuple(left_to_right)))  # the offline director's wide
+    assert [slots[n] for n in wide.names] == list(wide.slots)

@@ -125,7 +125,7 @@ class _Scenes:
 def _check_media(store: Store, rendered: RenderedTake) -> None:
     """Every file the worker wrote is here at its indexed size (else the storage is not shared)."""
     folder = store.media.take_dir(rendered.take_id)
-    for segment, _ in rendered.segments:
+    for segment, _, _ in rendered.segments:
         for name, size in ((segment.video_file, segment.video_bytes), (segment.audio_file, segment.audio_bytes)):
             if name is None:
                 continue
@@ -145,9 +145,12 @@ def _check_media(store: Store, rendered: RenderedTake) -> None:
 def _commit_take(store: Store, work: SceneWork, rendered: RenderedTake) -> Take:
     _check_media(store, rendered)
     with store.db.write():  # one transaction: complete, marked and chosen, or none of it
-        for segment, lines in rendered.segments:
-            store.takes.add_segment(segment, lines)
-        take = store.takes.finish(rendered.take_id, note=take_mark(work.key, work.content), lines=rendered.final_lines)
+        for segment, lines, shots in rendered.segments:
+            store.takes.add_segment(segment, lines, shots)
+        take = store.takes.finish(
+            rendered.take_id, note=take_mark(work.key, work.content), lines=rendered.final_lines,
+            shots=rendered.final_shots,
+        )
         store.catalog.update_scene(take.scene_id, chosen_take_id=take.id)
     return take
 

@@ -4,9 +4,10 @@ A render batch is scripts mapped to episodes of one series. Its tasks are the sc
 with dialogue, one take each. A scene's key is ``<script>#<n>`` (the n-th scene with dialogue
 of that script; the script named as in the folder or list file) and its content hash covers
 everything that decides its frames and samples: lines, the cast's specs, the set, the size, the
-timeline and the backend. The driver writes both into the note of the take it commits
-(``batch sha256=<hash> key=<key>``), so the store itself says what is done: a scene is done
-when its episode holds a complete take with its key and hash. A changed scene gets a new take in
+timeline, the backend and what the director reads (shot notes, action lines, parentheticals).
+The driver writes both into the note of the take it commits (``batch sha256=<hash> key=<key>``),
+so the store itself says what is done: a scene is done when its episode holds a complete take
+with its key and hash. A changed scene gets a new take in
 the scene that holds its key; a new one becomes a new scene of the episode, or takes over an
 empty scene of its name. That is what a driver killed outright leaves behind: scenes whose only
 takes have no frames (closed by the store's recovery). Such frameless render takes hold nothing
@@ -164,10 +165,27 @@ def content_hash(plan: ScenePlan, config: RenderConfig) -> str:
         "lines": [asdict(line) for line in plan.lines],
         "size": [config.width_px, config.height_px],
         "timeline": asdict(config.timeline),
-        "backend": [config.backend, config.neural_weights_dir],
+        "backend": [config.backend, config.neural_weights_dir, config.voice_backend],
         "segments": asdict(SegmentConfig()),
+        "direction": direction_of(plan, config),
     }
     return hashlib.sha256(json.dumps(what, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def direction_of(plan: ScenePlan, config: RenderConfig) -> dict[str, Any]:
+    """What the director reads besides the lines: shot notes, action lines (entrances and
+    exits), parentheticals and extensions (addressees, V.O.) in their order in the scene, and
+    where everyone stands."""
+    if not (config.director and config.backend == "rig") or plan.scene is None:
+        return {"director": False}
+    scene = plan.scene
+    items: list[tuple[int, int, list[Any]]] = [
+        *((ln.source_line, 0, ["line", ln.speaker, ln.parenthetical, ln.extension]) for ln in scene.lines),
+        *((a.source_line, 1, ["action", a.text]) for a in scene.actions),
+        *((n.source_line, 2, ["note", n.text]) for n in scene.notes),
+    ]
+    return {"director": True, "order": [item for _, _, item in sorted(items, key=lambda t: t[:2])],
+            "marks": [list(m) for m in plan.marks]}
 
 
 def take_mark(key: str, content: str) -> str:

@@ -30,7 +30,7 @@ from stream.export.stitch import Timeline
 from stream.record.offline import RenderConfig, ScenePlan, perform
 from stream.record.script_takes import write_take
 from stream.record.stages import NullTimer
-from stream.store import Segment, Store, Take, TakeLine
+from stream.store import Segment, Store, Take, TakeLine, TakeShot
 from stream.store.media import MediaLayout
 from stream.store.segments import SegmentWriter
 
@@ -56,8 +56,9 @@ class RenderedTake:
     """The index rows of a rendered take, in the order ``SegmentWriter`` would commit them."""
 
     take_id: str
-    segments: tuple[tuple[Segment, tuple[TakeLine, ...]], ...]
+    segments: tuple[tuple[Segment, tuple[TakeLine, ...], tuple[TakeShot, ...]], ...]
     final_lines: tuple[TakeLine, ...]
+    final_shots: tuple[TakeShot, ...]
     frames: int
     host: str
     wall_s: float
@@ -93,18 +94,21 @@ class _CollectedTake:
 
     def __init__(self, take: Take) -> None:
         self._take = take
-        self.rows: list[tuple[Segment, tuple[TakeLine, ...]]] = []
+        self.rows: list[tuple[Segment, tuple[TakeLine, ...], tuple[TakeShot, ...]]] = []
         self.final_lines: tuple[TakeLine, ...] = ()
+        self.final_shots: tuple[TakeShot, ...] = ()
 
-    def add_segment(self, segment: Segment, lines: Sequence[TakeLine] = ()) -> None:
-        self.rows.append((segment, tuple(lines)))
+    def add_segment(self, segment: Segment, lines: Sequence[TakeLine] = (), shots: Sequence[TakeShot] = ()) -> None:
+        self.rows.append((segment, tuple(lines), tuple(shots)))
 
     def finish(
-        self, take_id: str, *, status: str = "complete", note: str | None = None, lines: Sequence[TakeLine] = ()
+        self, take_id: str, *, status: str = "complete", note: str | None = None, lines: Sequence[TakeLine] = (),
+        shots: Sequence[TakeShot] = (),
     ) -> Take:
         assert take_id == self._take.id
         self.final_lines = tuple(lines)
-        frames = sum(segment.frames for segment, _ in self.rows)
+        self.final_shots = tuple(shots)
+        frames = sum(segment.frames for segment, _, _ in self.rows)
         return replace(self._take, frames=frames, samples=frames * SAMPLES_PER_FRAME)
 
 
@@ -168,7 +172,7 @@ def render_scene(task: RenderTask) -> RenderedTake:
         writer.abort(note="render failed")
         raise
     return RenderedTake(
-        task.take.id, tuple(index.rows), index.final_lines, take.frames, socket.gethostname(),
+        task.take.id, tuple(index.rows), index.final_lines, index.final_shots, take.frames, socket.gethostname(),
         time.perf_counter() - t0, time.process_time() - cpu0,
     )
 

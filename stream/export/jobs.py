@@ -66,7 +66,8 @@ def _check_output(mp4: Path) -> None:
 
 
 def build_otio(timeline: Timeline, media_name: str) -> otio.schema.Timeline:
-    """One clip per take (in the exported MP4's time), a marker per line, talkie ids as metadata.
+    """One clip per take (in the exported MP4's time), a marker per line, talkie ids as metadata;
+    when the takes kept the director's cut, a third track ("Shots") with one clip per shot.
 
     Crossfades are baked into the MP4; a clip covers its take from where the previous clip's
     crossfade ends, so the clips tile the file and their durations add up to it.
@@ -110,7 +111,44 @@ def build_otio(timeline: Timeline, media_name: str) -> otio.schema.Timeline:
             track.append(item)
     result.tracks.append(video)
     result.tracks.append(audio)
+    if any(timeline.clip_shots):
+        result.tracks.append(shot_track(timeline, media_name, available))
     return result
+
+
+def shot_track(timeline: Timeline, media_name: str, available: otio.opentime.TimeRange) -> otio.schema.Track:
+    """The director's cut as a video track of its own ("Shots"): one clip per shot, named by
+    shot type and who is in it (``close MAYA``, ``two LEO+MAYA``), over the same file, so an
+    editor sees every cut and can re-cut; a gap where a take kept no shots (the static layout)."""
+    rate = float(FPS)
+    track = otio.schema.Track(name="Shots", kind=otio.schema.TrackKind.Video)
+    clips = timeline.clips
+    at = 0  # the timeline frame the track has reached
+    for i, (clip, shots) in enumerate(zip(clips, timeline.clip_shots, strict=True)):
+        first = clip.start_frame + clip.fade_in_frames if i else 0
+        last = clips[i + 1].start_frame + clips[i + 1].fade_in_frames if i + 1 < len(clips) else clip.end_frame
+        for j, shot in enumerate(shots):
+            start = max(first, clip.start_frame + shot.start_frame)
+            end = min(last, clip.start_frame + shots[j + 1].start_frame if j + 1 < len(shots) else last)
+            if end <= start:
+                continue
+            if start > at:
+                track.append(otio.schema.Gap(duration=otio.opentime.RationalTime(start - at, rate)))
+            track.append(otio.schema.Clip(
+                name=shot.label,
+                media_reference=otio.schema.ExternalReference(target_url=media_name, available_range=available),
+                source_range=otio.opentime.TimeRange(
+                    otio.opentime.RationalTime(start, rate), otio.opentime.RationalTime(end - start, rate)
+                ),
+                metadata={"talkie": {
+                    "shot": shot.kind, "subjects": list(shot.subjects), "take_id": clip.take.id,
+                    "scene": clip.scene.name, "take_start_frame": shot.start_frame,
+                }},
+            ))  # fmt: skip
+            at = end
+    if at < timeline.n_frames:
+        track.append(otio.schema.Gap(duration=otio.opentime.RationalTime(timeline.n_frames - at, rate)))
+    return track
 
 
 def export_timeline(

@@ -17,7 +17,7 @@ import numpy as np
 
 from lipsync.timebase import FRAME_MS, SAMPLES_PER_FRAME
 from lipsync.timeline import LineEvent
-from stream.store import Scene, Store, Take
+from stream.store import Scene, Store, Take, TakeShot
 from stream.store.errors import ConflictError
 from stream.store.segments import read_take
 
@@ -54,6 +54,7 @@ class Timeline:
     events: tuple[LineEvent, ...]  # line events in timeline samples
     clip_events: tuple[tuple[LineEvent, ...], ...]  # per clip, in take samples
     skipped_scenes: tuple[Scene, ...]  # scenes with no usable take
+    clip_shots: tuple[tuple[TakeShot, ...], ...] = ()  # per clip, the director's cut in take frames
 
     @property
     def n_frames(self) -> int:
@@ -69,6 +70,7 @@ def plan_scenes(store: Store, scenes: list[Scene], *, title: str) -> Timeline:
     clips: list[Clip] = []
     skipped: list[Scene] = []
     clip_events: list[tuple[LineEvent, ...]] = []
+    clip_shots: list[tuple[TakeShot, ...]] = []
     events: list[LineEvent] = []
     for scene in scenes:
         take = store.takes.playable(scene.id, scene.chosen_take_id)
@@ -86,6 +88,7 @@ def plan_scenes(store: Store, scenes: list[Scene], *, title: str) -> Timeline:
             for i, ln in enumerate(store.takes.lines(take.id))
         )
         clip_events.append(own)
+        clip_shots.append(tuple(store.takes.shots(take.id)))
         base = start * SAMPLES_PER_FRAME
         events += [
             LineEvent(len(events) + i, e.speaker, e.text, base + e.start_sample, base + e.end_sample)
@@ -94,7 +97,10 @@ def plan_scenes(store: Store, scenes: list[Scene], *, title: str) -> Timeline:
     if not clips:
         raise NothingToExportError(title)
     first = clips[0].take
-    return Timeline(title, tuple(clips), first.width_px, first.height_px, tuple(events), tuple(clip_events), tuple(skipped))
+    return Timeline(
+        title, tuple(clips), first.width_px, first.height_px, tuple(events), tuple(clip_events), tuple(skipped),
+        tuple(clip_shots),
+    )
 
 
 def plan_episode(store: Store, episode_id: str) -> Timeline:

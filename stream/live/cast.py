@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from avatar.camera import Camera, RigLibrary
 from avatar.director import SceneDirector
 from avatar.scene import Compositor, SceneLayout
@@ -61,32 +63,42 @@ def build_view(
     height_px: int,
     rigs: RigLibrary | None = None,
     marks: dict[str, float] | None = None,
+    panorama: np.ndarray | None = None,
+    ready: Sequence[str] | None = None,
 ) -> SceneView:
     """Lay ``specs`` out in front of ``set_name`` (blocking: renders the layers; run it in a worker).
 
-    With ``rigs`` and ``marks`` the view also gets the live director's camera, every shot it
-    may cut to set up now (a wide, and a medium single and two-shots of everyone), its
+    With ``rigs`` and ``marks`` the view also gets the live director's camera, the shots a
+    line cuts to set up now (the wide and everyone's medium single; two-shots are drawn now and
+    framed when first cut to, in a few milliseconds; with ``ready``, only those names' singles
+    are set up now, the others' by ``Camera.setup`` later), its
     characters drawn once in ``rigs`` (kept by the session, so a returning cast is not
-    redrawn)."""
-    layout = SceneLayout.for_count(len(specs), width_px=width_px, height_px=height_px)
+    redrawn) in front of ``panorama`` (``avatar.camera.stage_panorama``, kept by the session
+    too); the view's own layout is then the camera's wide: everyone side by side on one
+    stage, as the offline director stages them (without a director, 3-4 people are a grid)."""
     if rigs is None or marks is None:
+        layout = SceneLayout.for_count(len(specs), width_px=width_px, height_px=height_px)
         compositor = Compositor(layout=layout, characters=specs, set_name=set_name)
         return SceneView(version, specs, set_name, compositor, SceneDirector.for_compositor(compositor))
     for spec in specs:
         rigs.add(spec)
-    camera = Camera(specs=specs, marks=marks, set_name=set_name, width_px=width_px, height_px=height_px, rigs=rigs)
+    camera = Camera(
+        specs=specs, marks=marks, set_name=set_name, width_px=width_px, height_px=height_px, rigs=rigs,
+        panorama=panorama,
+    )
     names = [s.name for s in specs]
-    shots = [Shot(0, 1, "medium", (n,)) for n in names] + [
-        Shot(0, 1, "two", (a, b)) for i, a in enumerate(names) for b in names[i + 1 :]
-    ]
-    camera.want(shots)
-    for spec, slot in zip(specs, layout.slots, strict=True):
-        rigs.want(spec.name, slot.height_px)
+    singles = [Shot(0, 1, "medium", (n,)) for n in names]
+    order = sorted(names, key=lambda n: marks[n])
+    twos = [Shot(0, 1, "two", (a, b)) for i, a in enumerate(order) for b in order[i + 1 :]]
+    wide = Shot(0, 1, "wide", tuple(order))
+    camera.want([*singles, *twos, wide])
     rigs.prepare()
-    compositor = Compositor(
-        layout=layout, characters=[rigs.get(s.name, slot.height_px) for s, slot in zip(specs, layout.slots, strict=True)],
-        set_name=set_name,
-    )  # fmt: skip
-    for shot in shots:
-        camera.setup(shot)
-    return SceneView(version, specs, set_name, compositor, SceneDirector.for_compositor(compositor), camera)
+    for shot in singles:  # a line cuts to its speaker's single on its first frame: ready now
+        if ready is None or shot.subjects[0] in ready:
+            camera.setup(shot)
+    for shot in twos:  # a two-shot's characters drawn now, its framing set up when first cut to
+        framing = camera.framing(shot)
+        for name, slot in zip(framing.names, framing.slots, strict=True):
+            rigs.get(name, slot.height_px)
+    compositor, director = camera.staged(names)
+    return SceneView(version, specs, set_name, compositor, director, camera)

@@ -33,6 +33,11 @@ class LiveConfig:
     # in ~20 ms; the natural voice takes ~1 s to its first sound on 2 CPU cores (`talkie bench voice`).
     voice: Literal["espeak", "natural"] = "espeak"
     neural_weights_dir: str | None = None  # None: the shipped lipsync/weights/neural
+    # Draw this many of the session's cast (those on stage first, then the cast's order) in the
+    # background when it starts (one character at a time, server-wide, in a low-priority
+    # process), so a walk-on's first line waits for no drawing. Each costs ~45 MB of the
+    # session's memory at 512x512 (every size a live shot shows); 0 draws on demand.
+    draw_ahead_characters: int = 8
 
 
 class ServerConfigError(ValueError):

@@ -9,8 +9,10 @@ import contextlib
 import ctypes
 import ctypes.util
 import logging
+import multiprocessing
+import os
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from avatar.spec import Cast
@@ -21,6 +23,8 @@ if TYPE_CHECKING:
     from stream.live.faces import FaceService
 
 logger = logging.getLogger(__name__)
+
+PREPARE_NICE = 10  # the drawing-ahead process's niceness (Unix): it gets the CPU frames leave
 
 
 class Engine:
@@ -36,6 +40,16 @@ class Engine:
         self.render_executor = ThreadPoolExecutor(
             max_workers=config.render_threads, thread_name_prefix="talkie-render"
         )
+        # Drawing characters ahead (a session's whole cast, before anyone walks on): one at a
+        # time for the whole server, in a process of its own at a lower OS priority, so it
+        # never holds the GIL that frames need and only uses the CPU they leave. Started with
+        # the engine (spawned: a fork of a threaded server is not safe); its first act is to
+        # lower its priority (``os.nice``: nothing of talkie's is imported before that).
+        self.prepare_executor = ProcessPoolExecutor(
+            max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=os.nice,
+            initargs=(PREPARE_NICE,),
+        )
+        self.prepare_executor.submit(os.getpid)  # started now, not during a session's first frames
         # Neural backend: models load once, and one scheduler batches every session's mouths.
         self.faces: FaceService | None = None
         if config.live.backend == "neural":
@@ -63,6 +77,9 @@ class Engine:
         self.synth_executor.shutdown(wait=True, cancel_futures=True)
         self.speech_executor.shutdown(wait=True, cancel_futures=True)
         self.render_executor.shutdown(wait=True, cancel_futures=True)
+        self.prepare_executor.shutdown(wait=True, cancel_futures=True)
+
+
 
 
 def _libc() -> ctypes.CDLL | None:

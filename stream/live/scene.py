@@ -13,17 +13,18 @@ import itertools
 import logging
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor, Future
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from avatar.camera import RigLibrary, single_height
+from avatar.camera import Drawn, RigLibrary, single_height, stage_panorama
 from avatar.casting import CastFileError, parse_cast, pinned_spec
 from avatar.livecut import LiveCutter
-from avatar.shots import Shot, assign_marks, parse_shot_note
+from avatar.scene import row_layout
+from avatar.shots import MAX_ON_SCREEN, Shot, assign_marks, parse_shot_note
 from avatar.spec import Cast, CharacterSpec
 from lipsync.speech import SpeechEngine
 from lipsync.streaming import StreamingUtterance
@@ -41,6 +42,15 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MAX_LINE_CHARS = 1_000
+
+
+@dataclass(frozen=True, slots=True)
+class DrawingRequest:
+    """A character to draw ahead, at ``heights``, reduced from a master ``master_px`` tall."""
+
+    spec: CharacterSpec
+    master_px: int
+    heights: tuple[int, ...]
 
 
 class LiveScene:
@@ -79,6 +89,7 @@ class LiveScene:
         # cast changes, and the cutter choosing each frame's shot (producer thread only).
         self._rigs = RigLibrary() if self.config.backend == "rig" and director else None
         self._places: dict[str, float] = {}
+        self._panoramas: dict[str, np.ndarray] = {}  # set name -> its stage, drawn once per session
         self._cutter: LiveCutter | None = None
         self._cut_version = 0
         self._forced: tuple[str | None, tuple[str, ...]] | None = None
@@ -111,27 +122,77 @@ class LiveScene:
             return self.set_scene(names=view.names)
         return view
 
-    def _build_view(self, specs: tuple[CharacterSpec, ...], set_name: str, *, version: int) -> SceneView:
+    def _build_view(
+        self, specs: tuple[CharacterSpec, ...], set_name: str, *, version: int, ready: Sequence[str] | None = None
+    ) -> SceneView:
         marks = None
+        panorama = None
         if self._rigs is not None:
             marks = assign_marks([s.name for s in specs], self._places)
             self._places.update(marks)
+            panorama = self._panorama(set_name)
         return build_view(
             specs, set_name, version=version, width_px=self.config.width_px, height_px=self.config.height_px,
-            rigs=self._rigs, marks=marks,
+            rigs=self._rigs, marks=marks, panorama=panorama, ready=ready,
         )  # fmt: skip
 
+    def set_up_shots(self) -> None:
+        """Set up every single of the view now (blocking; a background job after a walk-on,
+        whose view set up only the newcomer's single so their line waits for nothing more)."""
+        view = self.view
+        if view.camera is not None:
+            view.camera.prepare(Shot(0, 1, "medium", (n,)) for n in view.names)
+
+    def _panorama(self, set_name: str) -> np.ndarray:
+        """The stage of ``set_name`` (drawn on first use, then kept: a walk-on does not redraw it)."""
+        with self._lock:
+            found = self._panoramas.get(set_name)
+        if found is None:
+            found = stage_panorama(set_name, width_px=self.config.width_px, height_px=self.config.height_px)
+            with self._lock:
+                self._panoramas[set_name] = found
+        return found
+
+    def cast_names(self) -> list[str]:
+        """Everyone this session may bring on: its cast's characters and those pinned in it."""
+        with self._lock:
+            pinned = list(self._pins)
+        return list(dict.fromkeys([*self.view.names, *self._cast.names(), *pinned]))
+
+    def _shown_heights(self) -> list[int]:
+        """Every height a live shot draws a character at, the medium single's (the largest) first:
+        the single, and side by side in a wide or two-shot of one to four."""
+        w, h = self.config.width_px, self.config.height_px
+        rows = (row_layout(n, w, h).slots[0].height_px for n in range(1, MAX_ON_SCREEN + 1))
+        return [single_height("medium", h), *rows]
+
     def prepare(self, names: Sequence[str]) -> None:
-        """Draw these characters now (blocking; run it in a worker), so when one of them walks
-        on, their first line is not held up drawing them."""
+        """Draw these characters now at every size a live shot shows them (blocking; run it in
+        a worker), so when one of them walks on, their first line is not held up drawing them,
+        nor is anyone already on stage redrawn for the wider wide. ``drawing_request`` and
+        ``accept_drawings`` do the same with the drawing done elsewhere (another process)."""
         if self._rigs is None:
             return
-        height = single_height("medium", self.config.height_px)
+        heights = self._shown_heights()
         for name in list(dict.fromkeys(names))[:32]:
             spec = self._spec(name)
-            self._rigs.add(spec)
-            self._rigs.want(spec.name, height)
-        self._rigs.prepare()
+            self._rigs.missing(spec, heights)
+            for height in heights:
+                self._rigs.get(spec.name, height)
+
+    def drawing_request(self, name: str) -> DrawingRequest | None:
+        """What drawing ``name`` ahead takes (the arguments of ``avatar.camera.draw_sizes``), or
+        None when nothing is left to draw or this scene has no director."""
+        if self._rigs is None:
+            return None
+        spec = self._spec(name)
+        master_px, todo = self._rigs.missing(spec, self._shown_heights())
+        return DrawingRequest(spec, master_px, tuple(todo)) if todo else None
+
+    def accept_drawings(self, request: DrawingRequest, drawn: Mapping[int, Drawn]) -> None:
+        """Keep what ``draw_sizes`` drew for ``request`` (dropped if they were recast meanwhile)."""
+        if self._rigs is not None:
+            self._rigs.put(request.spec, drawn, master_px=request.master_px)
 
     def set_shot(self, shot: str) -> None:
         """Hold a shot: ``"close MAYA"``, ``"two MAYA LEO"``, ``"wide"``; ``"auto"`` lets the
@@ -163,12 +224,15 @@ class LiveScene:
         with self._lock:
             return self._view
 
-    def set_scene(self, *, names: Sequence[str] | None = None, set_name: str | None = None) -> SceneView:
-        """Change who is on screen and/or the set (blocking: renders new layers; run in a worker)."""
+    def set_scene(
+        self, *, names: Sequence[str] | None = None, set_name: str | None = None, ready: Sequence[str] | None = None
+    ) -> SceneView:
+        """Change who is on screen and/or the set (blocking: renders new layers; run in a worker).
+        ``ready``: set up only these characters' singles now (the rest with ``set_up_shots``)."""
         current = self.view
         specs = self._resolve(names) if names is not None else current.specs
         try:
-            view = self._build_view(specs, set_name or current.set_name, version=current.version + 1)
+            view = self._build_view(specs, set_name or current.set_name, version=current.version + 1, ready=ready)
         except ValueError as exc:
             raise SceneError("bad_scene", str(exc)) from exc
         with self._lock:
@@ -180,20 +244,32 @@ class LiveScene:
             self._view = view
         return view
 
+    def _check_queue(self) -> None:
+        """``SceneError`` when the line queue is full. Call it holding the lock (or as an early
+        check that the one under the lock confirms)."""
+        waiting = len(self._lines.queue)
+        if waiting >= self.config.max_queued_lines:
+            raise SceneError("queue_full", f"{waiting} lines are already waiting; interrupt or wait")
+
+    def _check_room(self, name: str) -> None:
+        """``SceneError`` when ``name`` (not on screen) cannot join: the scene is full."""
+        view = self.view
+        if len(view.specs) >= self.config.max_characters:
+            raise SceneError(
+                "scene_full",
+                f"the scene is full ({', '.join(view.names)}); {name} cannot join "
+                f"(at most {self.config.max_characters} characters)",
+                http_status=409,
+            )
+
     def _ensure_on_screen(self, name: str) -> str:
         """The canonical name of the speaker, bringing them on screen if there is room."""
         view = self.view
         spec = self._spec(name)
         if spec.name in view.names:
             return spec.name
-        if len(view.specs) >= self.config.max_characters:
-            raise SceneError(
-                "scene_full",
-                f"the scene is full ({', '.join(view.names)}); {spec.name} cannot join "
-                f"(at most {self.config.max_characters} characters)",
-                http_status=409,
-            )
-        self.set_scene(names=[*view.names, spec.name])
+        self._check_room(spec.name)
+        self.set_scene(names=[*view.names, spec.name], ready=[spec.name])
         return spec.name
 
     # -- control -----------------------------------------------------------------------------
@@ -210,26 +286,32 @@ class LiveScene:
             raise SceneError("bad_line", f"the line is {len(text)} characters; the limit is {MAX_LINE_CHARS}")
         if not speaker.strip():
             raise SceneError("bad_line", "the line has no speaker")
-        name = self._ensure_on_screen(speaker)
-        spec = next(s for s in self.view.specs if s.name == name)
+        spec = self._spec(speaker)
+        walk_on = spec.name not in self.view.names
+        if walk_on:
+            self._check_room(spec.name)
         if cut_in:
             self.interrupt()
-        with self._lock:
-            if len(self._lines.queue) >= self.config.max_queued_lines:
-                raise SceneError(
-                    "queue_full", f"{len(self._lines.queue)} lines are already waiting; interrupt or wait"
-                )
-            spoken = voice_for_text(spec.voice, text)
-            if (voice or self.config.voice) == "espeak":  # an instant reply
-                spoken = spoken.as_espeak()
-            utt = StreamingUtterance(text=text, voice=spoken)
-            line = LiveLine(
-                id=f"L{next(self._ids)}", speaker=name, text=text, epoch=self._lines.epoch,
-                received_at=received_at, utt=utt, overlap=overlap,
-            )
-            self._lines.queue.append(line)
+        self._check_queue()
+        spoken = voice_for_text(spec.voice, text)
+        if (voice or self.config.voice) == "espeak":  # an instant reply
+            spoken = spoken.as_espeak()
+        utt = StreamingUtterance(text=text, voice=spoken)
         first = self.config.first_chunk_ms * SAMPLE_RATE_HZ // 1000
+        # Synthesis starts first: a walk-on's view is set up while their first words are spoken.
         future = self._synth.submit(utt.synthesize, self._speech, first_chunk_samples=first)
+        try:
+            name = self._ensure_on_screen(speaker) if walk_on else spec.name
+            with self._lock:
+                self._check_queue()
+                line = LiveLine(
+                    id=f"L{next(self._ids)}", speaker=name, text=text, epoch=self._lines.epoch,
+                    received_at=received_at, utt=utt, overlap=overlap,
+                )
+                self._lines.queue.append(line)
+        except BaseException:
+            utt.cancel()
+            raise
         future.add_done_callback(lambda f: self._log_failure(line, f))
         return line
 

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import secrets
 import statistics
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 from aiortc import RTCDataChannel, RTCPeerConnection
 
+from avatar.camera import draw_sizes
 from lipsync.timebase import SAMPLE_RATE_HZ
 from stream.errors import ClientError
 from stream.live.cast import SceneView
@@ -37,14 +39,14 @@ from stream.live.engine import Engine
 from stream.live.frames import FrameState
 from stream.live.inputs.bindings import SessionInputs
 from stream.live.scene import LiveScene
-from stream.live.tracks import MediaTap, SceneAudioTrack, SceneVideoTrack, SessionMedia
+from stream.live.tracks import CutTap, MediaTap, SceneAudioTrack, SceneVideoTrack, SessionMedia
 
 logger = logging.getLogger(__name__)
 
 
-def _log_prepare(future: asyncio.Future[None]) -> None:
+def _log_set_up(future: asyncio.Future[None]) -> None:
     if not future.cancelled() and future.exception() is not None:
-        logger.warning("drawing a script's characters ahead failed: %s", future.exception())
+        logger.warning("setting up a walk-on's shots failed: %s", future.exception())
 
 
 Send = Callable[[str], Awaitable[None]]
@@ -85,6 +87,8 @@ class Session:
         self._closed = asyncio.Event()
         self._pending: set[asyncio.Task[Any]] = set()
         self._announced_cast = scene.view.names
+        self._cut: tuple[int, str, tuple[str, ...]] | None = None  # (first frame, kind, subjects) showing now
+        self._drawing_ahead = False  # the cast is drawn ahead once the stream runs (a peer is there)
         # One budget for all the session's channels: reconnecting does not refill it.
         self.limiter = RateLimiter(rate_per_s=config.messages_per_s, burst=config.message_burst)
         self.recordings: TakeDesk | None = None  # set by the manager when the server has a store
@@ -107,6 +111,8 @@ class Session:
         remove = self.media.add_tap(tap)
         for line in self.scene.playing_lines():
             tap.line_started(line.id, line.speaker, line.text, line.start_sample)
+        if self._cut is not None and isinstance(tap, CutTap):
+            tap.shot_changed(*self._cut)
         return remove
 
     # -- outgoing events -----------------------------------------------------------------
@@ -223,9 +229,10 @@ class Session:
             self.emit({"type": "scene", **self._scene_event()})
         elif isinstance(command, Prepare):
             # drawn in the background: the script's first line must not wait for its last speaker
-            loop.run_in_executor(executor, self.scene.prepare, command.names).add_done_callback(_log_prepare)
+            self.prepare_ahead(command.names)
         elif isinstance(command, PinCast):
             await loop.run_in_executor(executor, self.scene.pin, command.character, command.spec)
+            self.prepare_ahead([command.character])  # recast: drawn anew before they walk on
             self.emit({"type": "scene", **self._scene_event()})
         elif isinstance(command, SetShot):
             await loop.run_in_executor(executor, self.scene.set_shot, command.shot)
@@ -248,13 +255,51 @@ class Session:
         if self.scene.view.names != self._announced_cast:
             # Someone new walked on (auto-cast by a line) or the cast was changed.
             self._announced_cast = self.scene.view.names
+            loop.run_in_executor(executor, self.scene.set_up_shots).add_done_callback(_log_set_up)
             if not isinstance(command, SetScene):
                 self.emit({"type": "scene", **self._scene_event()})
+
+    def prepare_ahead(self, names: Sequence[str] | None = None) -> None:
+        """Draw ``names`` (default: the session's cast, up to ``LiveConfig.draw_ahead_characters``)
+        in the background, one character at a time in the server's drawing process, so a
+        walk-on's first line does not wait for their drawing and no session's frames wait for
+        it either."""
+        if names is None:
+            names = self.scene.cast_names()[: max(0, self.scene.config.draw_ahead_characters)]
+        if names:
+            self._spawn(self._draw_ahead(list(names)))
+
+    async def _draw_ahead(self, names: list[str]) -> None:
+        loop = asyncio.get_running_loop()
+        for name in names:
+            if self.closed:
+                return
+            try:
+                request = self.scene.drawing_request(name)
+                if request is None:
+                    continue
+                drawn = await loop.run_in_executor(
+                    self.engine.prepare_executor,
+                    functools.partial(draw_sizes, request.spec, master_px=request.master_px, heights=request.heights),
+                )
+                self.scene.accept_drawings(request, drawn)
+            except Exception as exc:  # noqa: BLE001 - then they are drawn when they walk on
+                logger.warning("session %s: drawing %s ahead failed: %s", self.id, name, exc)
 
     # -- frames --------------------------------------------------------------------------
 
     def _on_frame(self, state: FrameState, shown: bool) -> None:
         now = time.monotonic()
+        if not self._drawing_ahead:
+            # Its frames are pulled: someone watches. An offer that never connects draws nothing.
+            self._drawing_ahead = True
+            self.prepare_ahead()
+        shot = state.shot
+        if shot is not None and (self._cut is None or self._cut[1:] != (shot.kind, shot.subjects)):
+            self._cut = (state.index, shot.kind, shot.subjects)
+            for tap in self.media.taps:
+                if isinstance(tap, CutTap):
+                    tap.shot_changed(*self._cut)
         for notice in state.notices:
             media_time_s = round(notice.sample / SAMPLE_RATE_HZ, 3)
             line = notice.line

@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import av
 import numpy as np
@@ -58,6 +58,15 @@ class MediaTap(Protocol):
     def line_started(self, line_id: str, speaker: str, text: str, sample: int) -> None: ...
 
     def line_ended(self, line_id: str, sample: int, *, interrupted: bool) -> None: ...
+
+
+@runtime_checkable
+class CutTap(Protocol):
+    """A tap that also keeps the live director's cut (the recorder): told on the event loop,
+    before that frame's picture, whenever the shot changes (stream frame index, shot kind, who
+    is in it left to right), and once on joining, of the shot showing then."""
+
+    def shot_changed(self, frame: int, kind: str, subjects: tuple[str, ...]) -> None: ...
 
 
 class SessionMedia:

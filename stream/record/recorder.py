@@ -6,7 +6,8 @@ take and queues the frames (never blocking, never touching them); one writer thr
 encodes and commits short segments (see ``stream.store.segments``). The take's frame 0 is the
 first frame seen after the start (audio from that frame's first sample on); a picture the
 session skipped stays absent and is filled at export. Stopping ends the take at the later of
-the last picture and the audio (whole frames), so audio and video have the same length.
+the last picture and the audio (whole frames), so audio and video have the same length. The
+lines said and the live director's shots are kept with the take, moved to its frames.
 
 Drop policy: when the writer is more than ``max_backlog_ms`` of pictures behind, new pictures
 are dropped (counted; export repeats the previous one); audio is never dropped.
@@ -154,12 +155,23 @@ class TakeRecorder:
     def line_ended(self, line_id: str, sample: int, *, interrupted: bool) -> None:
         self._line(("end", line_id, sample, interrupted))
 
+    def shot_changed(self, frame: int, kind: str, subjects: tuple[str, ...]) -> None:
+        """The live director cut to ``kind`` of ``subjects`` on stream frame ``frame``."""
+        self._line(("shot", frame, kind, tuple(subjects)))
+
     def _line(self, item: tuple[Any, ...]) -> None:
-        """Queue a line stamp, moved from the stream's samples to the take's."""
+        """Queue a line (or shot) stamp, moved from the stream's samples (frames) to the take's."""
         if self.failed:
             return
         if self._k0 is None:
             self._pending_lines.append(item)
+            return
+        if item[0] == "shot":
+            # A shot already showing when the take starts is its first, from the take's start.
+            _, frame, shot_kind, subjects = item
+            frame = max(0, frame - self._k0)
+            if self._video_cut is None or frame < self._video_cut:
+                self._queue.put(("shot", frame, shot_kind, subjects))
             return
         kind, line_id, *rest = item
         if kind == "start":
@@ -220,6 +232,8 @@ class TakeRecorder:
             writer.line_started(item[1], item[2], item[3], item[4])
         elif kind == "end":
             writer.line_ended(item[1], item[2], interrupted=item[3])
+        elif kind == "shot":
+            writer.shot_changed(item[1], item[2], item[3])
         elif kind == "k0":
             self.store.takes.set_stream_start(self.take.id, item[1])
         elif kind == "stop":

@@ -11,7 +11,14 @@ from lipsync.script import Script, ScriptError
 from lipsync.speech import SpeechEngine
 from lipsync.timebase import SAMPLES_PER_FRAME
 from lipsync.timeline import SceneTimeline
-from stream.record.offline import RenderConfig, ScenePlan, perform, plan_scenes, render_frames
+from stream.record.offline import (
+    RenderConfig,
+    ScenePlan,
+    perform,
+    plan_scenes,
+    render_frames,
+    shot_plan,
+)
 from stream.record.stages import NullTimer, StageTimer
 from stream.store import Store, Take
 from stream.store.cast import keep_characters, series_cast
@@ -35,7 +42,8 @@ def write_take(
     writer: SegmentWriter, performed: Sequence[tuple[ScenePlan, SceneTimeline]], *, config: RenderConfig,
     timer: StageTimer, on_frame: Callable[[], None] | None = None,
 ) -> Take:
-    """Draw performed scenes back to back into ``writer``'s take, their lines with them, and finish it.
+    """Draw performed scenes back to back into ``writer``'s take, their lines and the director's
+    shots with them, and finish it.
 
     The one way a rendered take is written: ``record_script`` and the batch workers
     (``stream.batch``) both call it, so the same scene gives the same frames and samples.
@@ -44,6 +52,9 @@ def write_take(
     for plan, timeline in performed:
         frame_at = render_frames(timeline, plan, config=config, timer=timer)
         base = slot * SAMPLES_PER_FRAME
+        cut = shot_plan(timeline, plan, config=config)
+        for shot in cut.shots if cut is not None else ():
+            writer.shot_changed(slot + shot.start_frame, shot.kind, shot.subjects)
         for ev in timeline.events:
             line_id = f"R{slot}.{ev.index}"
             writer.line_started(line_id, ev.speaker, ev.text, base + ev.start_sample)

@@ -18,6 +18,7 @@ from stream.store.models import (
     SetRecord,
     Take,
     TakeLine,
+    TakeShot,
 )
 from stream.store.store import Recovery, Store
 
@@ -39,4 +40,5 @@ __all__ = [
     "StoreError",
     "Take",
     "TakeLine",
+    "TakeShot",
 ]

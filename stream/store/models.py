@@ -138,6 +138,26 @@ class TakeLine(Record):
 
 
 @dataclass(frozen=True, slots=True)
+class TakeShot(Record):
+    """A shot of a take: from take frame ``start_frame`` until the next shot (or the take's
+    end), the camera showed ``kind`` (wide, two, medium, close) of ``subjects``, left to right."""
+
+    take_id: str
+    seq: int
+    start_frame: int
+    kind: str
+    subjects: tuple[str, ...]
+
+    @property
+    def label(self) -> str:
+        """``"close MAYA"``, ``"two LEO+MAYA"``: as the director's shots are named."""
+        return f"{self.kind} {'+'.join(self.subjects)}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "subjects": list(self.subjects), "label": self.label}
+
+
+@dataclass(frozen=True, slots=True)
 class ExportRecord(Record):
     """One export job: its files live in ``exports/<id>/`` under fixed names."""
 

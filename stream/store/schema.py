@@ -111,6 +111,18 @@ MIGRATIONS: tuple[str, ...] = (
         ended_at REAL
     );
     """,
+    # 2: the live director's cut of each take: one row per shot change, committed with the
+    # segment during which it happened (as lines are).
+    """
+    CREATE TABLE take_shots (
+        take_id TEXT NOT NULL REFERENCES takes(id) ON DELETE CASCADE,
+        seq INTEGER NOT NULL,
+        start_frame INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        subjects TEXT NOT NULL,
+        PRIMARY KEY (take_id, seq)
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -24,7 +24,7 @@ import numpy as np
 from lipsync.timebase import SAMPLES_PER_FRAME
 from stream.store.errors import StorageError
 from stream.store.media import fsync_dir, fsync_file, temp_name
-from stream.store.models import Segment, Take, TakeLine
+from stream.store.models import Segment, Take, TakeLine, TakeShot
 from stream.store.store import Store
 
 logger = logging.getLogger(__name__)
@@ -107,6 +107,8 @@ class SegmentWriter:
         self._committed = 0
         self._lines: dict[str, TakeLine] = {}
         self._dirty: set[str] = set()
+        self._shots: list[TakeShot] = []
+        self._dirty_shots: set[int] = set()  # seqs changed since the last commit
 
     @property
     def committed_frames(self) -> int:
@@ -157,6 +159,23 @@ class SegmentWriter:
             )
             self._dirty.add(line_id)
 
+    def shot_changed(self, start_frame: int, kind: str, subjects: tuple[str, ...]) -> None:
+        """From take frame ``start_frame`` on, the camera shows ``kind`` of ``subjects``. Shots
+        come in order; one told for the frame of the last (or earlier) replaces it."""
+        start = max(0, start_frame)
+        last = self._shots[-1] if self._shots else None
+        if last is not None and last.start_frame >= start:  # the same frame: the later word wins
+            shot = TakeShot(self.take.id, last.seq, last.start_frame, kind, tuple(subjects))
+        else:
+            shot = TakeShot(self.take.id, len(self._shots), start, kind, tuple(subjects))
+        self._shots[shot.seq :] = [shot]
+        self._dirty_shots.add(shot.seq)
+
+    def _take_shots(self) -> list[TakeShot]:
+        shots = [self._shots[i] for i in sorted(self._dirty_shots) if i < len(self._shots)]
+        self._dirty_shots.clear()
+        return shots
+
     # -- segments -----------------------------------------------------------------------------
 
     def _close_video(self, seq: int) -> None:
@@ -194,6 +213,7 @@ class SegmentWriter:
                     video_name, video_bytes, video_crc, audio_name, audio_bytes, audio_crc,
                 ),
                 lines,
+                self._take_shots(),
             )
             self._dirty.clear()
             self._committed += 1
@@ -218,7 +238,7 @@ class SegmentWriter:
                 done.pop(seq)
         self._commit_ready()
         lines = [self._lines[i] for i in sorted(self._dirty)]
-        return self.store.takes.finish(self.take.id, status=status, note=note, lines=lines)
+        return self.store.takes.finish(self.take.id, status=status, note=note, lines=lines, shots=self._take_shots())
 
     def abort(self, *, note: str) -> Take | None:
         """After a write error: drop unfinished files, keep the committed segments."""

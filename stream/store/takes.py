@@ -1,8 +1,8 @@
 """Takes: begun, grown one committed segment at a time, finished or recovered after a crash.
 
-A take's length is the sum of its committed segments; lines spoken in it are committed with
-the segment during which they changed, so after a crash a take holds whole segments and the
-lines that overlap them (clamped to its end).
+A take's length is the sum of its committed segments; lines spoken in it, and the shots the
+director cut to, are committed with the segment during which they changed, so after a crash a
+take holds whole segments and the lines and shots that overlap them (clamped to its end).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from lipsync.timebase import SAMPLES_PER_FRAME
 from stream.store.catalog import check_name
 from stream.store.db import Database, new_id, now, require
 from stream.store.errors import ConflictError
-from stream.store.models import USABLE_TAKE_STATUSES, Segment, Take, TakeLine
+from stream.store.models import USABLE_TAKE_STATUSES, Segment, Take, TakeLine, TakeShot
 
 MAX_TAKES_PER_SCENE = 1000
 
@@ -61,8 +61,9 @@ class Takes:
         with self.db.write() as conn:
             conn.execute("UPDATE takes SET stream_start_frame = ? WHERE id = ?", (frame, take_id))
 
-    def add_segment(self, segment: Segment, lines: Sequence[TakeLine] = ()) -> None:
-        """Index one segment whose files are already in place, with the lines changed since the last."""
+    def add_segment(self, segment: Segment, lines: Sequence[TakeLine] = (), shots: Sequence[TakeShot] = ()) -> None:
+        """Index one segment whose files are already in place, with the lines and shots changed
+        since the last."""
         with self.db.write() as conn:
             conn.execute(
                 "INSERT INTO segments (take_id, seq, first_frame, frames, samples, frame_map, video_file, "
@@ -72,6 +73,7 @@ class Takes:
                  segment.audio_bytes, segment.audio_crc32),
             )
             self._put_lines(conn, lines)
+            self._put_shots(conn, shots)
             conn.execute(
                 "UPDATE takes SET frames = frames + ?, samples = samples + ? WHERE id = ?",
                 (segment.frames, segment.samples, segment.take_id),
@@ -86,12 +88,21 @@ class Takes:
              for ln in lines],
         )
 
+    @staticmethod
+    def _put_shots(conn: sqlite3.Connection, shots: Sequence[TakeShot]) -> None:
+        conn.executemany(
+            "INSERT OR REPLACE INTO take_shots (take_id, seq, start_frame, kind, subjects) VALUES (?, ?, ?, ?, ?)",
+            [(s.take_id, s.seq, s.start_frame, s.kind, json.dumps(list(s.subjects))) for s in shots],
+        )
+
     def finish(
-        self, take_id: str, *, status: str = "complete", note: str | None = None, lines: Sequence[TakeLine] = ()
+        self, take_id: str, *, status: str = "complete", note: str | None = None, lines: Sequence[TakeLine] = (),
+        shots: Sequence[TakeShot] = (),
     ) -> Take:
-        """Close a take at its committed segments: lines are clamped to its end."""
+        """Close a take at its committed segments: lines and shots are clamped to its end."""
         with self.db.write() as conn:
             self._put_lines(conn, lines)
+            self._put_shots(conn, shots)
             self._close(conn, take_id, status, note)
         return self.get(take_id)
 
@@ -99,6 +110,7 @@ class Takes:
         frames = conn.execute("SELECT COALESCE(SUM(frames), 0) FROM segments WHERE take_id = ?", (take_id,)).fetchone()[0]
         end = frames * SAMPLES_PER_FRAME
         conn.execute("DELETE FROM take_lines WHERE take_id = ? AND start_sample >= ?", (take_id, end))
+        conn.execute("DELETE FROM take_shots WHERE take_id = ? AND start_frame >= ?", (take_id, frames))
         conn.execute(
             "UPDATE take_lines SET end_sample = ? WHERE take_id = ? AND (end_sample IS NULL OR end_sample > ?)",
             (end, take_id, end),
@@ -133,6 +145,14 @@ class Takes:
         return [
             TakeLine(r["take_id"], r["seq"], r["line_id"], r["speaker"], r["text"], r["start_sample"],
                      r["end_sample"], bool(r["interrupted"]))
+            for r in rows
+        ]
+
+    def shots(self, take_id: str) -> list[TakeShot]:
+        """The take's cut in order: each shot lasts until the next one starts (or the take ends)."""
+        rows = self.db.rows("SELECT * FROM take_shots WHERE take_id = ? ORDER BY start_frame, seq", (take_id,))
+        return [
+            TakeShot(r["take_id"], r["seq"], r["start_frame"], r["kind"], tuple(json.loads(r["subjects"])))
             for r in rows
         ]
 

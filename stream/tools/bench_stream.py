@@ -8,6 +8,10 @@ Capacity: N sessions at once, each the real server session (live scene, clocked 
 its frames encoded by aiortc's own VP8 and Opus encoders in the default executor, exactly as
 its RTP sender does; the viewers' decoding (which happens on their machines) is left out.
 A level is sustained when every session delivers at least 24.5 fps with no skipped frames.
+
+Walk-ons (``talkie bench walk-on``): the first line of a character who walks on with a lone
+``say`` against a line of someone on stage, as a real aiortc client hears them, with the
+session's cast drawn ahead and without, in one run.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import statistics
 import time
 from typing import Any
 
+import numpy as np
 from aiortc.codecs import get_encoder
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
@@ -83,6 +88,114 @@ async def _latency_with_peer(engine: Engine, config: ServerConfig, n_lines: int)
         },
         "received_fps": round(received_fps, 2),
     }
+
+
+WALK_ON_TEXT = "Sorry I am late, the harbour road was closed."
+ON_STAGE = ("MAYA", "LEO")
+HEARD_RMS = 300.0  # int16 RMS of a received 20 ms audio frame that carries speech
+
+
+async def _until_heard(peer: Any, start: int, t0: float, *, timeout_s: float = 10.0) -> float:
+    """Milliseconds from ``t0`` to the arrival of the first speech-loud audio frame the peer
+    received from index ``start`` on (polled every 2 ms: arrival times are within ~2 ms)."""
+    seen = start
+    while time.monotonic() - t0 < timeout_s:
+        frames = peer.audio[seen:]
+        for _, samples in frames:
+            if float(np.sqrt(np.mean(samples.astype(np.float64) ** 2))) > HEARD_RMS:
+                return (time.monotonic() - t0) * 1000
+        seen += len(frames)
+        await asyncio.sleep(0.002)
+    raise TimeoutError(f"no speech arrived within {timeout_s} s")
+
+
+async def _timed_line(peer: Any, speaker: str, text: str) -> tuple[float, float]:
+    """(ms from sending the line to hearing it at the peer, the server's first-frame latency)."""
+    mark, heard_from = len(peer.events), len(peer.audio)
+    t0 = time.monotonic()
+    peer.send({"type": "say", "speaker": speaker, "text": text})
+    heard_ms = await _until_heard(peer, heard_from, t0)
+    started = await peer.event("line_started", after=mark)
+    await peer.event("line_ended", after=mark, timeout=30)
+    return heard_ms, float(started["latency_ms"])
+
+
+async def _walk_ons_with_peer(engine: Engine, config: ServerConfig, trials: int) -> dict[str, Any]:
+    """A fresh session of MAYA and LEO on a loopback server with a real aiortc peer: each trial
+    puts the cast back to the two of them, then times a line of one of them and the first line
+    of someone who walks on (a built-in character not seen yet), sent with a lone ``say``."""
+    import uvicorn
+
+    from stream.tools.client import ScenePeer
+    from stream.web.app import create_app
+
+    app = create_app(config, engine=engine)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    peer = ScenePeer(keep_video=False)
+    walkers = [n for n in engine.cast.names() if n not in ON_STAGE][:trials]
+    heard: dict[str, list[float]] = {"walk_on": [], "on_stage": []}
+    served: dict[str, list[float]] = {"walk_on": [], "on_stage": []}
+    try:
+        response = await peer.connect(f"http://127.0.0.1:{port}", cast=list(ON_STAGE))
+        response.raise_for_status()
+        await peer.event("hello")
+        await peer.wait_for(lambda: len(peer.video) > 25)
+        # the session's drawing ahead (when on) has had its turn: a writer starts typing later
+        scene = app.state.sessions.sessions[peer.session_id].scene
+        if config.live.draw_ahead_characters:
+            ahead = scene.cast_names()[: config.live.draw_ahead_characters]
+            await peer.wait_for(lambda: all(scene.drawing_request(n) is None for n in ahead), timeout=120)
+        else:
+            await asyncio.sleep(1.0)
+        for i, walker in enumerate(walkers):
+            mark = len(peer.events)
+            peer.send({"type": "scene", "cast": list(ON_STAGE)})
+            await peer.event("scene", after=mark)
+            await asyncio.sleep(0.5)
+            for kind, speaker, text in (("on_stage", ON_STAGE[i % 2], LINES[i % len(LINES)][1]), ("walk_on", walker, WALK_ON_TEXT)):
+                heard_ms, latency_ms = await _timed_line(peer, speaker, text)
+                heard[kind].append(heard_ms)
+                served[kind].append(latency_ms)
+                await asyncio.sleep(0.4)
+    finally:
+        await peer.close()
+        server.should_exit = True
+        await task
+
+    def summary(values: list[float]) -> dict[str, float]:
+        return {"p50": round(statistics.median(values), 1), "max": round(max(values), 1)}
+
+    return {
+        "lines_each": len(walkers),
+        "heard_by_client_ms": {kind: summary(v) for kind, v in heard.items()},
+        "server_first_frame_ms": {kind: summary(v) for kind, v in served.items()},
+    }
+
+
+async def _walk_on_run(trials: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for ahead in (False, True):  # both in one run: a shared machine's noise hits both alike
+        config = ServerConfig(live=LiveConfig() if ahead else LiveConfig(draw_ahead_characters=0))
+        engine = Engine(config)
+        try:
+            out["cast_drawn_ahead" if ahead else "drawn_on_demand"] = await _walk_ons_with_peer(engine, config, trials)
+        finally:
+            engine.close()
+    return out
+
+
+def bench_walk_on(*, trials: int = 5) -> dict[str, Any]:
+    """First line of a walk-on character vs a line of someone on stage, as a real client hears
+    them (line sent on the control channel -> first audio frame with speech received), with the
+    session's cast drawn ahead and without."""
+    from stream.live.ice import use_loopback_candidates
+
+    use_loopback_candidates()
+    return {"bench": "walk_on", "cpu_count": os.cpu_count(), **asyncio.run(_walk_on_run(trials))}
 
 
 async def _encode_video(session: Session, stop: asyncio.Event) -> None:
