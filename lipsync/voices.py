@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, replace
 
+from lipsync.given_names import named_female
+
 # espeak-ng voice names for the languages we promise; any other espeak-ng voice name also works.
 LANGUAGE_ALIASES: dict[str, str] = {
     "en": "en-us",
@@ -190,8 +192,11 @@ def auto_speed(name: str) -> float:
 
 
 def auto_female(name: str) -> bool:
-    """Whether an auto-cast ``name`` is a woman (from its digest: the same name, the same answer)."""
-    return name_digest(name)[0] % 2 == 0
+    """Whether an auto-cast ``name`` is a woman: a common given name or a title says
+    (``lipsync.given_names``: BOB is a man, MRS. HALL a woman); any other name, its digest
+    (the same name, the same answer)."""
+    named = named_female(name)
+    return name_digest(name)[0] % 2 == 0 if named is None else named
 
 
 def script_language(text: str) -> str | None:

@@ -42,6 +42,20 @@ def test_a_white_man_of_forty_is_cast_male_whatever_his_name() -> None:
     assert cast_from_traits("BOB", intros["BOB"].traits) == bob  # deterministic
 
 
+def test_without_an_introduction_a_common_given_name_or_a_title_decides_the_sex() -> None:
+    for name in ("BOB", "Bob", "BOB SMITH", "UNCLE TED", "MR. GRANT"):
+        spec = auto_cast(name)
+        assert spec.voice.variant.startswith("m") and spec.look.hair_style in MALE_LOOK_HAIR, name
+        assert not spec.look.lashes, name
+    for name in ("ANNA", "MARGARET", "MRS. HALL", "AUNT MAY"):
+        spec = auto_cast(name)
+        assert spec.voice.variant.startswith("f") and spec.look.lashes, name
+    # Other names keep the digest's answer, the same every time, and both answers occur.
+    others = [auto_cast(n).voice.variant[0] for n in ("ZORBLAX", "WAITER", "KESTREL", "NURSE", "QUILL", "TORVEN")]
+    assert others == [auto_cast(n).voice.variant[0] for n in ("ZORBLAX", "WAITER", "KESTREL", "NURSE", "QUILL", "TORVEN")]
+    assert set(others) == {"m", "f"}
+
+
 def test_age_hair_skin_build_and_glasses_come_from_the_words() -> None:
     old = Traits.read("an elderly black woman, heavyset, with glasses", age_text="70")
     assert (old.gender, old.age_group, old.skin, old.build, old.glasses) == ("female", "old", "black", "broad", True)
