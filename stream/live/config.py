@@ -39,6 +39,10 @@ class LiveConfig:
     # session's memory at 512x512 (every size a live shot shows); 0 draws on demand.
     draw_ahead_characters: int = 8
 
+    def __post_init__(self) -> None:
+        if not 0 <= self.draw_ahead_characters <= 64:
+            raise ServerConfigError(f"draw ahead must be 0..64 characters, got {self.draw_ahead_characters}")
+
 
 class ServerConfigError(ValueError):
     """The server cannot start with these settings."""
