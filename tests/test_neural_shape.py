@@ -15,6 +15,14 @@ from lipsync.neural.shape_drive import (
     shape_windows,
 )
 from lipsync.neural.train import train_teacher
+from lipsync.neural.video_shapes import (
+    REGION_FACE_FRAC,
+    MouthTrack,
+    TrackError,
+    frame_regions,
+    mouth_mask,
+    plan_layout,
+)
 from lipsync.visemes import N_VISEMES, VISEME_INDEX
 
 C = 32
@@ -123,3 +131,55 @@ def test_bad_shape_input_is_a_clear_error() -> None:
         ShapeCalibration(closed_opening=0.0, open_opening=0.05, neutral_width=0.4).track_from_visemes(
             [np.zeros(3)]
         )
+
+
+# --- a person's video as arrays: clips, held-out middles, regions that follow the head ------------
+
+
+def measured(n: int, *, nose_x: np.ndarray | None = None, openings: np.ndarray | None = None) -> list:
+    """Landmark rows (opening, width, nose x, nose y, mouth x, mouth y, face height) of a face
+    140 px tall whose nose drifts along ``nose_x``."""
+    nose_x = np.full(n, 180.0) if nose_x is None else nose_x
+    openings = np.abs(np.sin(np.arange(n) / 3.0)) * 0.06 if openings is None else openings
+    return [np.array([openings[k], 0.36, nose_x[k], 150.0, nose_x[k], 180.0, 140.0], np.float32) for k in range(n)]
+
+
+def test_regions_follow_the_head_and_clips_split_at_cuts() -> None:
+    n = 120
+    change = np.full(n, 0.002, np.float32)
+    change[60] = 0.12  # a shot change
+    track = MouthTrack.from_measurements(
+        measured(n, nose_x=np.linspace(150.0, 190.0, n)), source="v.mp4", picture_change=change
+    )
+    layout = plan_layout(track)
+    assert layout.clips == [(0, 60), (60, 120)]
+    spans = layout.held_spans()
+    assert spans == [(22, 37), (82, 97)]  # the middle quarter of each clip
+    assert (layout.split[19:22] == 2).all() and (layout.split[37:40] == 2).all()  # guards
+    regions = frame_regions(track, layout, crop_px=64, width_px=360, height_px=288)
+    assert {r.side for r in regions} == {round(REGION_FACE_FRAC * 140)}
+    x = np.array([r.x0 + r.side / 2 for r in regions])
+    # The crop follows the head: within a pixel of the nose, away from the smoothing at the ends.
+    assert np.abs(x[3:57] - np.linspace(150.0, 190.0, n)[3:57]).max() < 1.0
+    mask = mouth_mask(64)
+    assert mask[40, 32] == 1 and mask[2, 32] == 0 and mask[40, 1] == 0  # mouth in, nose and cheek out
+
+
+def test_missing_faces_are_filled_and_too_few_refused() -> None:
+    rows = measured(10)
+    rows[4] = None
+    track = MouthTrack.from_measurements(rows, source="v.mp4")
+    assert not track.found[4] and track.shapes[4, 0] in (track.shapes[3, 0], track.shapes[5, 0])
+    with pytest.raises(TrackError, match=r"v.mp4: a face was found in 4 of 10 frames"):
+        MouthTrack.from_measurements([r if k < 4 else None for k, r in enumerate(measured(10))], source="v.mp4")
+    with pytest.raises(TrackError, match="shapes must be"):
+        MouthTrack(shapes=np.zeros((3, 3)), nose_px=np.zeros((3, 2)), mouth_px=np.zeros((3, 2)),
+                   face_height_px=np.ones(3), found=np.ones(3, bool), picture_change=np.zeros(3))
+
+
+def test_a_still_mouth_takes_the_fallback_calibration() -> None:
+    still = MouthTrack.from_measurements(measured(50, openings=np.full(50, 0.01)), source="v.mp4")
+    with pytest.raises(ValueError, match="barely moves"):
+        plan_layout(still)
+    cal = ShapeCalibration(closed_opening=0.0, open_opening=0.05, neutral_width=0.4)
+    assert plan_layout(still, fallback=cal, hold_out=False).calibrations == [cal]

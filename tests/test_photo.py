@@ -337,3 +337,39 @@ def test_a_photo_folder_from_elsewhere_is_kept_by_id(tmp_path: Path, portrait: n
         keep_characters(store.catalog, series.id, [spec])  # the same person again: no cast_mismatch
     finally:
         store.close()
+
+
+def test_animate_a_photo_with_the_face_drive(tmp_path: Path, speech: object) -> None:
+    """``avatar animate --photo``: the face drive opens the lips while the voice speaks, wide for
+    open vowels, and leaves the photo's own mouth pixels in the silence around it."""
+    import av
+
+    from lipsync.audio import to_int16
+    from lipsync.audio_mouth import jaw_of
+    from lipsync.lip_drive import LipDrive, lip_mouths
+    from lipsync.voices import VoiceSpec
+    from stream.tools.avatar_photo import PhotoAnimator, animate_photo
+
+    voice = speech.synthesize("Father, are you calm?", VoiceSpec(variant="f2")).pcm  # type: ignore[attr-defined]
+    pcm = np.concatenate([np.zeros(24_000, np.int16), voice, np.zeros(24_000, np.int16)])
+    wav = tmp_path / "line.wav"
+    with av.open(str(wav), "w") as out:
+        stream = out.add_stream("pcm_s16le", rate=48_000, layout="mono")
+        frame = av.AudioFrame.from_ndarray(to_int16(pcm).reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = 48_000
+        for packet in stream.encode(frame):
+            out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    summary = animate_photo(need(PORTRAIT), wav, tmp_path / "out.mp4")
+    assert summary["frames"] == -(-pcm.shape[0] // 1920) and 0 < summary["speaking_frames"] < summary["frames"]
+    drive = LipDrive.load()
+    mouths = lip_mouths(pcm, drive)
+    assert all(w is None for w in mouths[:8]) and all(w is None for w in mouths[-4:])
+    animator = PhotoAnimator(read_photo(need(PORTRAIT)), motion=False)
+    rest = animator.frame(0, None)
+    x0, y0, x1, y1 = animator.frames.puppet.mouth_box
+    widest = max((w for w in mouths if w is not None), key=jaw_of)
+    assert jaw_of(widest) > 0.5
+    assert np.array_equal(animator.frame(1, None), rest)  # silence: the photo's own mouth
+    assert np.abs(animator.frame(2, widest)[y0:y1, x0:x1].astype(int) - rest[y0:y1, x0:x1]).max() > 60

@@ -2,8 +2,8 @@
 
 Drawn per pixel in face coordinates between the lips' new inner edges (``top`` and ``bottom``,
 both functions of u), sized from the face and coloured from the photo: the cavity from the lips'
-own colour, darkened; teeth from the photo's own teeth when they show, else an off-white at the
-photo's exposure; the tongue from the lips. Edges are anti-aliased against the lips.
+own colour, darkened; teeth from the photo's own teeth when they show, else an off-white in the
+mouth's shade; the tongue from the lips. Edges are anti-aliased against the lips.
 """
 
 from __future__ import annotations
@@ -54,9 +54,11 @@ class MouthColours:
                 # the few bright samples are paler than the teeth look: restore the photo's cast
                 teeth = np.clip(colour.mean() + 1.6 * (colour - colour.mean()), 0.0, 1.0) * 1.05
         if teeth is None:
-            # Off-white in the photo's light: the cheeks' colour, desaturated and brightened.
+            # Off-white in the mouth's shade: teeth are lit only through the opening, under the
+            # upper lip, so at video scale they read a little darker than the cheeks, not
+            # brighter (the cheeks' colour, desaturated, at 0.8 of their level).
             cheeks = at(p[[50, 280, 205, 425]]).mean(axis=0)
-            teeth = np.clip(0.45 * cheeks + 0.6 * float(cheeks.mean()) + 0.08, 0.0, 1.0)
+            teeth = np.clip(0.3 * cheeks + 0.5 * float(cheeks.mean()), 0.0, 1.0)
         return cls(cavity.astype(np.float32), np.asarray(teeth, np.float32), tongue.astype(np.float32))
 
 

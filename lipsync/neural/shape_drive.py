@@ -59,16 +59,23 @@ def shape_windows(track: np.ndarray, *, window_frames: int = SHAPE_WINDOW_FRAMES
     return np.ascontiguousarray(scaled[idx].transpose(0, 2, 1), dtype=np.float32)  # (N, 2, w)
 
 
+# A fitted jaw gain may open a viseme this far past the person's wide-open mouth, at most.
+MAX_JAW = 1.25
+
+
 @dataclass(frozen=True)
 class ShapeCalibration:
-    """One person's mouth in face units: closed and wide-open inner-lip opening, neutral width."""
+    """One person's mouth in face units: closed and wide-open inner-lip opening, neutral width,
+    and ``jaw_gain``: how much wider than a viseme's jaw_open this person's lips part for the same
+    sound (``fit_jaw_gain``, from their own video; 1.0 when not fitted)."""
 
     closed_opening: float
     open_opening: float
     neutral_width: float
+    jaw_gain: float = 1.0
 
     def __post_init__(self) -> None:
-        if not (0.0 <= self.closed_opening < self.open_opening and self.neutral_width > 0):
+        if not (0.0 <= self.closed_opening < self.open_opening and self.neutral_width > 0 and self.jaw_gain > 0):
             raise ValueError(
                 f"calibration needs 0 <= closed_opening < open_opening and neutral_width > 0, "
                 f"got {self}"
@@ -93,7 +100,10 @@ class ShapeCalibration:
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> ShapeCalibration:
         try:
-            return cls(**{k: float(raw[k]) for k in ("closed_opening", "open_opening", "neutral_width")})
+            return cls(
+                **{k: float(raw[k]) for k in ("closed_opening", "open_opening", "neutral_width")},
+                jaw_gain=float(raw.get("jaw_gain", 1.0)),
+            )
         except (KeyError, TypeError, ValueError) as err:
             raise ValueError(f"unreadable shape calibration {raw!r}: {err}") from err
 
@@ -112,9 +122,31 @@ class ShapeCalibration:
                 if w.shape != (N_VISEMES,):
                     raise ValueError(f"frame {k}: viseme weights must be ({N_VISEMES},), got {w.shape}")
                 jaw, width, rnd = (w / max(w.sum(), 1e-9)) @ table
+            jaw = min(MAX_JAW, self.jaw_gain * jaw)
             out[k, 0] = self.closed_opening + jaw * (self.open_opening - self.closed_opening)
             out[k, 1] = self.neutral_width * (1.0 + 2 * (SPREAD_FRAC * (width - 0.5) - 0.5 * ROUND_FRAC * rnd))
         return out
+
+
+def viseme_jaw(weights: Sequence[np.ndarray | None]) -> np.ndarray:
+    """(N,) jaw opening 0..1 of per-frame viseme weights; NaN for a frame without (silence)."""
+    jaw = np.array([MOUTH_SHAPES[v].jaw_open for v in VISEMES], np.float64)  # (15,)
+    return np.array([np.nan if w is None else float(np.asarray(w) @ jaw / max(float(np.sum(w)), 1e-9)) for w in weights])
+
+
+def fit_jaw_gain(
+    openings: np.ndarray, jaw: np.ndarray, calibrations: Sequence[ShapeCalibration], clip_ids: np.ndarray
+) -> float:
+    """How much wider than the sound's visemes say this person opens: over frames with a jaw
+    value (speech), mean measured opening in units of each clip's closed..open range over mean
+    jaw, in [0.5, 3]; 1.0 with fewer than 10 such frames."""
+    lo = np.array([calibrations[c].closed_opening for c in clip_ids])
+    hi = np.array([calibrations[c].open_opening for c in clip_ids])
+    units = (np.asarray(openings, np.float64) - lo) / (hi - lo)
+    ok = np.isfinite(jaw) & np.isfinite(units)
+    if ok.sum() < 10 or jaw[ok].mean() <= 1e-6:
+        return 1.0
+    return float(np.clip(units[ok].mean() / jaw[ok].mean(), 0.5, 3.0))
 
 
 class DriveSwapDataset(FaceClipDataset):

@@ -37,7 +37,7 @@ def weights_index(weights_dir: str | Path | None = None) -> dict[str, Path]:
     A file lists its characters in ``extra["characters"]`` (a cast model serves several); older
     files name one character by their stem. A file named after a character wins over a cast
     file that also lists it. ``*.teacher.safetensors`` files are not students and are skipped,
-    and so are models built from a person's video (they are driven by audio, not visemes).
+    and so are models built from a person's video (they are driven by the mouth's shape, not visemes).
     A directory that does not exist is a ``CheckpointError`` (a typo must not silently fall back).
     """
     root = Path(weights_dir) if weights_dir is not None else default_weights_dir()

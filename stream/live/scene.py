@@ -23,6 +23,7 @@ import numpy as np
 from avatar.camera import Drawn, RigLibrary, single_height, stage_panorama
 from avatar.casting import CastFileError, parse_cast, pinned_spec
 from avatar.livecut import LiveCutter
+from avatar.photo.character import is_photo_folder
 from avatar.scene import row_layout
 from avatar.shots import MAX_ON_SCREEN, Shot, assign_marks, parse_shot_note
 from avatar.spec import Cast, CharacterSpec
@@ -105,6 +106,12 @@ class LiveScene:
     def _spec(self, name: str) -> CharacterSpec:
         spec = self._cast.resolve(name, language=self._language)
         return self._pins.get(spec.name, spec)
+
+    def is_photo(self, name: str) -> bool:
+        """Whether ``name`` is a photo character (live audio then drives it with the face drive,
+        which follows lip opening, not loudness). Reads its folder: run it in a worker."""
+        spec = self._spec(name)
+        return spec.art_dir is not None and is_photo_folder(spec.art_dir)
 
     def pin(self, name: str, description: str) -> SceneView:
         """Pin ``name``'s look and voice for this session: ``"a white man, 40; hair_style=bald

@@ -1,17 +1,20 @@
 """``talkie avatar animate``: make the person in a video say new audio, with their video-built model.
 
 Frame j of the output shows source frame ``pingpong(j)`` (the source plays forward, then
-backward, and so on while the new audio lasts), with the mouth repainted by the student: the
-face region the model was built with is cut (lipsync.neural.regions.crop_regions), the mouth blanked, and the
-student generates it from the clip's reference crop, the surrounding face and the log-mel window
-of the new audio centred on frame j (video_data.mel_windows, the training drive). The crop is
-pasted back with renderer.paint_mask, so pixels outside it keep the source's values exactly.
+backward, and so on while the new audio lasts), with the mouth repainted by the student. The
+source is followed by face landmarks (avatar/neural/video_track.py), so the face region follows
+the head in every frame and each clip's reference is its most closed mouth
+(lipsync/neural/video_shapes.py). The drive is the mouth's shape: sound -> viseme weights (the
+live-audio estimator; silence gives none) -> the person's own opening and width
+(``ShapeCalibration``) -> shape windows, all in ``speech_shapes``. The crop is pasted back with
+``paint_mask`` (an ellipse, feathered), so pixels outside it keep the source's values exactly.
 Video and audio go into one MP4 (H.264 + AAC) stamped from the one clock (stream/mp4.py); the
 output has ``ceil(len(audio) / 1920)`` frames.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Iterator, Sequence
@@ -24,20 +27,17 @@ import torch
 from tqdm.auto import tqdm
 
 from accel.sampler import sample
+from avatar.neural.video_track import TrackerFactory, track_video
+from avatar.photo.landmarks import FaceTracker
 from lipsync.neural.checkpoint import CheckpointError, read_extra
 from lipsync.neural.data import FaceCond
 from lipsync.neural.model import FaceGen
-from lipsync.neural.regions import FaceRegion, crop_regions, paint_mask, paste_regions, region_masks
-from lipsync.neural.video_data import (
-    MEL_BINS,
-    MEL_DB_CENTRE,
-    MEL_DB_SCALE,
-    MEL_WINDOW_HOPS,
-    FaceBox,
-    clip_of,
-    locate_face,
-    mel_windows,
-    reference_crops,
+from lipsync.neural.regions import FaceRegion, crop_regions, paint_mask, paste_regions
+from lipsync.neural.shape_drive import (
+    SHAPE_CHANNELS,
+    SHAPE_WINDOW_FRAMES,
+    ShapeCalibration,
+    shape_windows,
 )
 from lipsync.neural.video_io import (
     MAX_SOURCE_S,
@@ -47,9 +47,12 @@ from lipsync.neural.video_io import (
     open_source,
     read_audio,
 )
+from lipsync.neural.video_shapes import MouthTrack, VideoLayout, frame_regions, plan_layout
 from lipsync.neural.weights import load_student
 from lipsync.timebase import FPS, SAMPLES_PER_FRAME, frames_for_samples
 from stream.media.mp4 import Mp4Writer, VideoEncoding
+from stream.tools.avatar_build import video_geometry
+from stream.tools.speech_shapes import MouthsFn, speech_mouths, speech_shapes
 
 logger = logging.getLogger(__name__)
 
@@ -93,27 +96,30 @@ class AnimateResult:
 
 
 def load_video_model(path: str | Path) -> tuple[FaceGen, dict[str, Any]]:
-    """The student and its build record; ``CheckpointError`` unless it was built from a video."""
+    """The student and its build record; ``CheckpointError`` unless it is a shape-driven model
+    built from a video by this version."""
     model = load_student(path)
     extra = read_extra(path)
     cfg = model.cfg
-    if extra.get("source") != "video" or cfg.drive_kind != "mel":
+    if extra.get("source") != "video" or cfg.drive_kind != "shape":
         raise CheckpointError(
-            f"{path} is not a video model (source={extra.get('source')!r}, drive "
+            f"{path} is not a shape-driven video model (source={extra.get('source')!r}, drive "
             f"{cfg.drive_kind!r}); build one with `talkie avatar build --video PERSON.mp4 --name NAME`"
         )
-    missing = sorted({"frame_size", "face_box", "region", "drive"} - set(extra))
+    missing = sorted({"calibration", "geometry"} - set(extra))
     if missing:
         raise CheckpointError(f"{path} is a video model without {missing} in its metadata")
-    drive = extra["drive"]
-    if (cfg.drive_channels, cfg.drive_frames) != (MEL_BINS, MEL_WINDOW_HOPS) or (
-        drive.get("db_centre"),
-        drive.get("db_scale"),
-    ) != (MEL_DB_CENTRE, MEL_DB_SCALE):
+    if (cfg.drive_channels, cfg.drive_frames) != (SHAPE_CHANNELS, SHAPE_WINDOW_FRAMES) or extra[
+        "geometry"
+    ] != video_geometry():
         raise CheckpointError(
-            f"{path} was built with another log-mel drive ({cfg.drive_channels} x "
-            f"{cfg.drive_frames}, {drive}) than this version makes; build it again"
+            f"{path} was built with another face geometry or shape drive ({extra['geometry']}, "
+            f"{cfg.drive_channels} x {cfg.drive_frames}) than this version uses; build it again"
         )
+    try:
+        ShapeCalibration.from_dict(extra["calibration"])
+    except ValueError as err:
+        raise CheckpointError(f"{path}: {err}") from err
     return model, extra
 
 
@@ -149,34 +155,43 @@ def fast_model(model_path: str | Path, model: FaceGen) -> torch.nn.Module:
 
 
 class MouthPainter:
-    """Repaints the mouth inside one fixed face region of a video's frames."""
+    """Repaints the mouth inside each frame's own face region (they follow the head)."""
 
     def __init__(
         self,
         *,
         model: torch.nn.Module,
-        region: FaceRegion,
         references: torch.Tensor,
+        mask: np.ndarray,
         steps: int = 1,
         seed: int = 0,
     ) -> None:
         c: int = getattr(model, "cfg").crop_px  # noqa: B009 - a FaceGen, or its ahead-of-time package (same cfg)
-        if references.shape[1:] != (3, c, c):
-            raise ValueError(f"references must be (K, 3, {c}, {c}), got {tuple(references.shape)}")
-        self.model, self.region, self.references, self.steps = model, region, references, steps
+        if references.shape[1:] != (3, c, c) or mask.shape != (c, c):
+            raise ValueError(
+                f"references must be (K, 3, {c}, {c}) and the mask ({c}, {c}), got "
+                f"{tuple(references.shape)} and {mask.shape}"
+            )
+        self.model, self.references, self.steps = model, references, steps
         self.crop_px = c
-        self.mask = region_masks([region])  # (1, 1, c, c)
+        self.mask = torch.from_numpy(np.ascontiguousarray(mask, np.float32))[None, None]  # (1, 1, c, c)
         self.soft = paint_mask(self.mask)  # (1, 1, c, c): where pixels are replaced
         self.noise = torch.randn((1, 3, c, c), generator=torch.Generator().manual_seed(seed))
 
-    def paint(self, frames: Sequence[np.ndarray], drive: np.ndarray, clips: Sequence[int]) -> None:
-        """Repaint ``frames`` (each (H, W, 3) uint8) in place; ``drive`` (B, 40, 20) and
-        ``clips`` (B,) are each frame's drive window and reference index."""
+    def paint(
+        self,
+        frames: Sequence[np.ndarray],
+        regions: Sequence[FaceRegion],
+        drive: np.ndarray,
+        clips: Sequence[int],
+    ) -> None:
+        """Repaint ``frames`` (each (H, W, 3) uint8) in place; ``regions``, ``drive`` (B, 2, 5)
+        and ``clips`` (B,) are each frame's face region, drive window and reference index."""
         b = len(frames)
         c = self.crop_px
         with torch.inference_mode():
             current = torch.cat(
-                [crop_regions(f, [self.region], crop_px=c) for f in frames]
+                [crop_regions(f, [r], crop_px=c) for f, r in zip(frames, regions, strict=True)]
             )  # (B, 3, c, c)
             mask = self.mask.expand(b, 1, c, c)
             cond = FaceCond(
@@ -187,8 +202,48 @@ class MouthPainter:
             )
             noise = self.noise.expand(b, 3, c, c).contiguous()
             out = sample(self.model, cond, steps=self.steps, noise=noise, compose=False)
-            for frame, crop in zip(frames, out.clamp(-1.0, 1.0), strict=True):
-                paste_regions(frame, [self.region], crop[None], self.soft)
+            for frame, region, crop in zip(frames, regions, out.clamp(-1.0, 1.0), strict=True):
+                paste_regions(frame, [region], crop[None], self.soft)
+
+
+@dataclass(frozen=True)
+class FollowedVideo:
+    """A source video followed by landmarks: its track, clips, per-frame regions, references."""
+
+    source: SourceVideo
+    track: MouthTrack
+    layout: VideoLayout
+    regions: list[FaceRegion]
+    references: torch.Tensor  # (K, 3, c, c) in [-1, 1], one per clip
+
+    def clip_ids(self) -> np.ndarray:
+        return self.layout.clip_ids()
+
+
+def follow_video(
+    source: SourceVideo,
+    *,
+    crop_px: int,
+    fallback: ShapeCalibration,
+    jaw_gain: float = 1.0,
+    hold_out: bool = False,
+    tracker: TrackerFactory = FaceTracker,
+) -> FollowedVideo:
+    """The landmark pass over ``source`` and what painting its frames needs; every clip's
+    calibration opens by the model's fitted ``jaw_gain``."""
+    track = track_video(iter_frames(source), source=str(source.path), tracker=tracker)
+    layout = plan_layout(track, fallback=fallback, hold_out=hold_out)
+    layout = dataclasses.replace(
+        layout, calibrations=[dataclasses.replace(c, jaw_gain=jaw_gain) for c in layout.calibrations]
+    )
+    regions = frame_regions(
+        track, layout, crop_px=crop_px, width_px=source.width_px, height_px=source.height_px
+    )
+    refs = []
+    for k in layout.reference_frames:
+        rgb = next(iter_frames(source, start=k, stop=k + 1))
+        refs.append(crop_regions(rgb, [regions[k]], crop_px=crop_px))
+    return FollowedVideo(source=source, track=track, layout=layout, regions=regions, references=torch.cat(refs))
 
 
 def pingpong_runs(n_source: int, n_out: int) -> Iterator[tuple[int, int, bool]]:
@@ -224,6 +279,18 @@ def pingpong_frames(
             yield from ((lo + i, block[i]) for i in range(len(block) - 1, -1, -1))
 
 
+def pingpong_order(n_source: int, n_out: int) -> np.ndarray:
+    """The source frame shown at each output frame (``pingpong_runs`` flattened)."""
+    return np.asarray(
+        [
+            k
+            for a, b, back in pingpong_runs(n_source, n_out)
+            for k in (range(b - 1, a - 1, -1) if back else range(a, b))
+        ],
+        np.int64,
+    )
+
+
 def animate_video(
     model_path: str | Path,
     source_video: str | Path,
@@ -232,69 +299,64 @@ def animate_video(
     *,
     config: AnimateConfig | None = None,
     progress: bool = True,
+    mouths: MouthsFn | None = None,
+    tracker: TrackerFactory = FaceTracker,
 ) -> AnimateResult:
     """Write ``out_path``: ``source_video``'s person saying ``audio_path``; see the module doc."""
     cfg = config or AnimateConfig()
     started = time.perf_counter()
     model, extra = load_video_model(model_path)
-    runner = fast_model(model_path, model)
     pcm = read_audio(audio_path)  # int16 48 kHz mono
     source = open_source(
         source_video, require_audio=False, min_seconds=1 / FPS, max_seconds=MAX_SOURCE_S
     )
     w, h = source.width_px, source.height_px
-    if [w, h] != list(extra["frame_size"]):
-        fw, fh = extra["frame_size"]
-        raise VideoSourceError(
-            f"{source.path} is {w}x{h} but {model_path} was built on a {fw}x{fh} video "
-            f"({extra.get('video')}); animate that video, or one framed the same way"
-        )
     if w % 2 or h % 2:
         raise VideoSourceError(
             f"{source.path} is {w}x{h}; H.264 output needs an even width and height"
         )
-    face = locate_face(source, crop_px=model.cfg.crop_px, face_box=FaceBox(*extra["face_box"]))
-    stored = extra["region"]
-    if (face.region.x0, face.region.y0, face.region.side) != (
-        stored["x0"],
-        stored["y0"],
-        stored["side"],
-    ):
-        raise CheckpointError(
-            f"{model_path}: its face region {stored} differs from the one this version derives "
-            f"({face.region.x0}, {face.region.y0}, {face.region.side}); build it again"
-        )
+    runner = fast_model(model_path, model)
+    followed = follow_video(
+        source,
+        crop_px=model.cfg.crop_px,
+        fallback=ShapeCalibration.from_dict(extra["calibration"]),
+        jaw_gain=float(extra.get("jaw_gain", 1.0)),
+        tracker=tracker,
+    )
     painter = MouthPainter(
         model=runner,
-        region=face.region,
-        references=reference_crops(face, crop_px=model.cfg.crop_px),
+        references=followed.references,
+        mask=followed.regions[0].mask,
         steps=cfg.steps,
         seed=cfg.seed,
     )
-    spans = face.train_clips + face.held_clips
     n_out = frames_for_samples(pcm.shape[0])
-    drive = mel_windows(pcm, n_out)  # (N, 40, 20)
+    order = pingpong_order(source.n_frames, n_out)  # (n_out,) source frame per output frame
+    clips = followed.clip_ids()[order]  # (n_out,)
+    tracks = speech_shapes(
+        pcm, followed.layout.calibrations, mouths=mouths or speech_mouths()
+    )
+    shapes = np.stack(tracks)[clips, np.arange(n_out)]  # (n_out, 2): each frame's own person
+    drive = shape_windows(shapes)  # (n_out, 2, 5)
     block = max(1, cfg.reverse_buffer_mb * 2**20 // (w * h * 3))
     encoding = VideoEncoding(width_px=w, height_px=h, preset=cfg.preset, crf=cfg.crf)
     bar = tqdm(total=n_out, disable=not progress, desc="animate", unit="frame")
     with Mp4Writer(out_path, encoding=encoding) as writer:
         frames: list[np.ndarray] = []
-        clips: list[int] = []
 
         def flush() -> None:
             j0 = writer.frames_written
             j1 = j0 + len(frames)
-            painter.paint(frames, drive[j0:j1], clips)
+            regions = [followed.regions[k] for k in order[j0:j1]]
+            painter.paint(frames, regions, drive[j0:j1], clips[j0:j1].tolist())
             for frame in frames:
                 writer.write_video(frame)
             writer.write_audio(pcm[j0 * SAMPLES_PER_FRAME : j1 * SAMPLES_PER_FRAME])
             bar.update(len(frames))
             frames.clear()
-            clips.clear()
 
-        for k, rgb in pingpong_frames(source, n_out, block_frames=block):
+        for _, rgb in pingpong_frames(source, n_out, block_frames=block):
             frames.append(rgb.copy())  # repeated source frames share one array
-            clips.append(clip_of(k, spans))
             if len(frames) == cfg.batch_frames:
                 flush()
         if frames:

@@ -10,8 +10,10 @@ One model can serve several characters: identity comes from the reference crop, 
 so a model built on a cast lists its characters in ``extra["characters"]`` and the renderer
 batches all of them (in every session) into one forward pass.
 
-``build_from_video`` trains the same way on a user's video of a real person talking
-(video_data.py): face crops of the video, driven by log-mel windows of its sound.
+``build_from_video`` trains on a user's video of a real person talking: face landmarks give each
+frame's mouth shape and head position, and the model learns shape -> this person's mouth
+(lipsync/neural/video_shapes.py, shape_drive.py); sound -> shape comes at animation time from
+the live-audio estimator (avatar_animate.py).
 """
 
 from __future__ import annotations
@@ -31,19 +33,35 @@ import torch
 from accel.distill import distill_student
 from avatar.neural.cast_check import cast_figures
 from avatar.neural.rig_clips import rig_clips, split_clips
+from avatar.neural.video_track import TrackerFactory, track_video
+from avatar.photo.landmarks import FaceTracker
 from avatar.spec import CharacterSpec
 from lipsync.neural.checkpoint import load_checkpoint, save_checkpoint
 from lipsync.neural.data import FaceClipDataset
 from lipsync.neural.model import FaceGen, FaceGenConfig, config_for
-from lipsync.neural.train import train_teacher
-from lipsync.neural.video_data import (
-    MEL_BINS,
-    MEL_DB_CENTRE,
-    MEL_DB_SCALE,
-    MEL_WINDOW_HOPS,
-    FaceBox,
-    video_dataset,
+from lipsync.neural.regions import FaceRegion
+from lipsync.neural.shape_drive import (
+    SHAPE_CHANNELS,
+    SHAPE_WINDOW_FRAMES,
+    DriveSwapDataset,
+    ShapeCalibration,
+    fit_jaw_gain,
+    viseme_jaw,
 )
+from lipsync.neural.train import train_teacher
+from lipsync.neural.video_io import SourceVideo, iter_frames, open_source
+from lipsync.neural.video_shapes import (
+    MASK_DROP_FRAC,
+    MASK_RADII_FRAC,
+    REGION_DROP_FRAC,
+    REGION_FACE_FRAC,
+    MouthTrack,
+    VideoLayout,
+    frame_regions,
+    plan_layout,
+    shape_video_dataset,
+)
+from stream.tools.speech_shapes import speech_mouths
 
 logger = logging.getLogger(__name__)
 
@@ -167,13 +185,49 @@ def build_model(
 
 
 def video_build_config(variant: str) -> FaceGenConfig:
-    """``variant``'s network driven by log-mel windows (video_data.mel_windows) instead of visemes."""
+    """``variant``'s network driven by the mouth's shape (shape_drive.shape_windows)."""
     return dataclasses.replace(
         build_config(variant),
-        drive_kind="mel",
-        drive_channels=MEL_BINS,
-        drive_frames=MEL_WINDOW_HOPS,
+        drive_kind="shape",
+        drive_channels=SHAPE_CHANNELS,
+        drive_frames=SHAPE_WINDOW_FRAMES,
     )
+
+
+def video_geometry() -> dict[str, Any]:
+    """The face-region geometry a video model is built with; animate refuses another."""
+    return {
+        "region_face_frac": REGION_FACE_FRAC,
+        "region_drop_frac": REGION_DROP_FRAC,
+        "mask_drop_frac": MASK_DROP_FRAC,
+        "mask_radii_frac": list(MASK_RADII_FRAC),
+    }
+
+
+@dataclass(frozen=True)
+class VideoData:
+    """A video's landmark track, its layout, per-frame regions and the datasets cut from it."""
+
+    source: SourceVideo
+    track: MouthTrack
+    layout: VideoLayout
+    regions: list[FaceRegion]
+    train: FaceClipDataset
+    held: FaceClipDataset | None
+
+
+def video_data(
+    video: str | Path | SourceVideo, *, crop_px: int, tracker: TrackerFactory = FaceTracker
+) -> VideoData:
+    """The landmark pass (avatar/neural/video_track.py), then shape-driven crops of every frame."""
+    source = video if isinstance(video, SourceVideo) else open_source(video)
+    track = track_video(iter_frames(source), source=str(source.path), tracker=tracker)
+    layout = plan_layout(track)
+    regions = frame_regions(
+        track, layout, crop_px=crop_px, width_px=source.width_px, height_px=source.height_px
+    )
+    train, held = shape_video_dataset(iter_frames(source), track, layout, regions, crop_px=crop_px)
+    return VideoData(source=source, track=track, layout=layout, regions=regions, train=train, held=held)
 
 
 def build_from_video(
@@ -182,47 +236,67 @@ def build_from_video(
     name: str,
     out_dir: Path,
     config: BuildConfig,
-    face_box: FaceBox | None = None,
+    tracker: TrackerFactory = FaceTracker,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Train a student on a user's video of a person talking into ``out_dir/<name>.safetensors``.
+    """Train a shape-driven student on a user's video of a person talking into
+    ``out_dir/<name>.safetensors``.
 
-    ``face_box`` (source pixels) or, when None, the face the Haar cascade finds places the face
-    region; its last ~10% is held out (video_data.py). ``config.variant`` picks the network size
-    (with a log-mel drive); the rig-only fields (clips, frame size) are ignored.
+    Face landmarks give every frame's mouth shape and head position (the crop follows the head);
+    the model learns shape -> this person's pixels, with the surroundings of half its rows taken
+    from another frame (``DriveSwapDataset``) so the drive, not the face around the mouth, decides
+    the mouth. The middle of each clip is held out (video_shapes.py). ``config.variant`` picks
+    the network size; the rig-only fields (clips, frame size) are ignored.
     """
     cfg = video_build_config(config.variant)
     started = time.perf_counter()
-    train, held, face = video_dataset(
-        video, crop_px=cfg.crop_px, face_box=face_box, progress=progress
-    )
-    src, region, box = face.source, face.region, face.face_box
+    data = video_data(video, crop_px=cfg.crop_px, tracker=tracker)
+    src = data.source
     _check_resumable(
         out_dir / f".{name}-build",
-        {"video": str(src.path.resolve()), "bytes": src.path.stat().st_size,
-         "face_box": [box.x, box.y, box.w, box.h], "variant": config.variant},
+        {"video": str(src.path.resolve()), "bytes": src.path.stat().st_size, "variant": config.variant,
+         "drive": "shape"},
     )
+    layout = data.layout
     extra = {
         "source": "video",
         "variant": config.variant,
         "video": str(src.path.resolve()),
         "frame_size": [src.width_px, src.height_px],
-        "face_box": [box.x, box.y, box.w, box.h],
-        "face_box_detected": face.detected,
-        "region": {"x0": region.x0, "y0": region.y0, "side": region.side},
-        "drive": {"kind": "mel", "db_centre": MEL_DB_CENTRE, "db_scale": MEL_DB_SCALE},
+        "frames": src.n_frames,
+        "clips": [list(c) for c in layout.clips],
+        "held_out": [list(c) for c in layout.held_spans()],
+        "reference_frames": layout.reference_frames,
+        "calibrations": [c.to_dict() for c in layout.calibrations],
+        "calibration": ShapeCalibration.from_track(data.track.shapes[layout.split == 0]).to_dict(),
+        "geometry": video_geometry(),
+        "drive": {"kind": "shape"},
         "teacher_steps": config.teacher_sample_steps,
         "student_steps": [1, 2],
     }
+    # Sound -> shape, fitted to this person: how wide they open for what the sound's visemes say.
+    train_rows = layout.split == 0
+    jaw_gain = fit_jaw_gain(
+        data.track.shapes[train_rows, 0],
+        viseme_jaw(speech_mouths()(src.pcm))[train_rows],
+        layout.calibrations,
+        layout.clip_ids()[train_rows],
+    )
+    extra["jaw_gain"] = jaw_gain
+    train = DriveSwapDataset.swapped(data.train, seed=config.seed)
+    held = data.held if data.held is not None else data.train.subset([0])
     summary = _train_and_save(
         cfg, train, held, name=name, out_dir=out_dir, config=config, extra=extra, progress=progress
     )
     return {
         "video": str(src.path),
-        "face_box": box.as_text(),
-        "face_box_detected": face.detected,
         "seconds": src.seconds,
+        "faces_found": int(data.track.found.sum()),
+        "clips": len(layout.clips),
+        "region_side_px": sorted({r.side for r in data.regions}),
+        "jaw_gain": round(jaw_gain, 3),
         **summary,
+        "held_out_frames": 0 if data.held is None else len(data.held),
         "minutes": (time.perf_counter() - started) / 60,
         "threads": torch.get_num_threads(),
     }
@@ -235,8 +309,8 @@ def _check_resumable(work: Path, stamp: dict[str, Any]) -> None:
         before = json.loads(path.read_text())
         if before != stamp:
             raise ValueError(
-                f"{work} holds a build of {before.get('video')} (face box {before.get('face_box')}, "
-                f"variant {before.get('variant')}); delete that folder or pick another --name"
+                f"{work} holds a build of {before.get('video')} (variant {before.get('variant')}, "
+                f"drive {before.get('drive', 'mel')}); delete that folder or pick another --name"
             )
         return
     work.mkdir(parents=True, exist_ok=True)

@@ -4,9 +4,10 @@ Build: the photo is read and checked, its face found (``--face N`` when there ar
 the photo, its landmarks, the name and the voice kept in the data directory by id
 (``photos/<id>/``, ``stream.store.photos``). No training: seconds, most of it the landmark model.
 
-Animate: the photo says any speech file. The mouth follows the sound through the live-audio
-estimator the server runs for microphones (voice activity, speech level, the shape network;
-``stream.live.inputs.audio_input.AudioModels``); blinks, breath and head motion come from the
+Animate: the photo says any speech file. The mouth follows the sound through the face drive
+(``lipsync.lip_drive``): the voice gate of the live estimator, the shape network's viseme and a
+network trained to open the lips as real lips open for each sound (not as wide as the voice is
+loud, which suits a drawn rig but not a real face); blinks, breath and head motion come from the
 idle-motion model of a character of that name; H.264 + AAC on the one clock.
 """
 
@@ -27,11 +28,10 @@ from avatar.photo.image import read_photo
 from avatar.photo.landmarks import choose_face, find_faces
 from avatar.photo.puppet import PhotoPuppet
 from avatar.spec import Cast, CharacterSpec
-from lipsync.audio_mouth import track_mouth
+from lipsync.lip_drive import LipDrive, lip_mouths
 from lipsync.neural.video_io import read_audio
 from lipsync.timebase import SAMPLES_PER_FRAME
 from lipsync.voices import VoiceSpec, name_digest
-from stream.live.inputs.audio_input import AudioModels
 from stream.media.mp4 import Mp4Writer, VideoEncoding
 from stream.store.photos import PhotoLibrary
 
@@ -55,10 +55,9 @@ def build_from_photo(
     }
 
 
-def audio_mouths(pcm: np.ndarray, models: AudioModels) -> list[np.ndarray | None]:
-    """Per 25 fps frame, the live estimator's viseme weights (None while the voice gate is shut)."""
-    frames = track_mouth(pcm, vad=models.vad, shape=models.shape, config=models.config.mouth)
-    return [f.weights for f in frames]
+def audio_mouths(pcm: np.ndarray, drive: LipDrive) -> list[np.ndarray | None]:
+    """Per 25 fps frame, the face drive's viseme weights (None while the voice gate is shut)."""
+    return lip_mouths(pcm, drive)
 
 
 class PhotoAnimator:
@@ -81,7 +80,7 @@ class PhotoAnimator:
 
 def animate_photo(
     photo: str | Path, audio: str | Path, out_path: str | Path, *, face: int | None = None,
-    preset: str = "veryfast", models: AudioModels | None = None,
+    preset: str = "veryfast", drive: LipDrive | None = None,
 ) -> dict[str, Any]:
     """Write ``out_path``: the photo's person saying ``audio`` (H.264 + AAC); a summary."""
     started = time.perf_counter()
@@ -90,7 +89,7 @@ def animate_photo(
     rgb = np.ascontiguousarray(rgb[:h, :w])
     animator = PhotoAnimator(rgb, face=face, name=Path(photo).stem)
     pcm = read_audio(audio)
-    weights = audio_mouths(pcm, models or AudioModels.load())
+    weights = audio_mouths(pcm, drive or LipDrive.load())
     encoding = VideoEncoding(width_px=w, height_px=h, preset=preset)
     with Mp4Writer(out_path, encoding=encoding) as writer:
         for k, wk in enumerate(weights):

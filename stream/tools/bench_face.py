@@ -1,7 +1,8 @@
 """``talkie bench face``: the photo puppet's speed and how well it follows real speech.
 
 Quality, on the real talking clips in ``../shared/testdata`` (``grid_*.mpg``): the first frame is
-the photo, the clip's own sound drives the mouth through the live-audio estimator, and the rest
+the photo, the clip's own sound drives the mouth through the face drive (``lipsync.lip_drive``;
+the rig's loudness estimator is measured alongside, as ``loudness_jaw_vs_truth_r``), and the rest
 of the clip is the truth. The landmark model reads the inner-lip opening of both (as a share of
 the face height); the figures are their Pearson r at the best lag (and that lag, in frames), the
 opening in frames where the voice gate is shut (silence: the lips should stay as in the photo),
@@ -29,7 +30,8 @@ from avatar.photo.image import read_photo
 from avatar.photo.landmarks import FaceTracker
 from avatar.photo.puppet import PhotoPuppet
 from avatar.pose import Pose, pose_mouth_from_weights
-from lipsync.audio_mouth import jaw_of
+from lipsync.audio_mouth import jaw_of, track_mouth
+from lipsync.lip_drive import LipDrive
 from lipsync.neural.video_io import iter_frames, open_source, read_audio
 from stream.live.inputs.audio_input import AudioModels
 from stream.tools.avatar_photo import PhotoAnimator, audio_mouths, build_from_photo
@@ -54,12 +56,12 @@ def _fill(x: np.ndarray) -> np.ndarray:
     return np.interp(idx, idx[ok], x[ok]) if ok.any() else np.zeros_like(x)
 
 
-def evaluate_clip(path: Path, models: AudioModels) -> tuple[dict[str, Any], dict[str, Any]]:
+def evaluate_clip(path: Path, models: AudioModels, drive: LipDrive) -> tuple[dict[str, Any], dict[str, Any]]:
     """Figures for one clip, and what the plot and the pictures need."""
     source = open_source(path, require_audio=True, min_seconds=0.2)
     truth = [f.copy() for f in iter_frames(source)]
     pcm = read_audio(path)
-    weights = audio_mouths(pcm, models)
+    weights = audio_mouths(pcm, drive)
     n = min(len(truth), len(weights))
     truth, weights = truth[:n], weights[:n]
     animator = PhotoAnimator(truth[0], name=path.stem, motion=False)
@@ -71,6 +73,8 @@ def evaluate_clip(path: Path, models: AudioModels) -> tuple[dict[str, Any], dict
     jaw = np.array([jaw_of(w) for w in weights])
     r_drive, lag_drive = pearson_at_best_lag(jaw[1:], t_open[1:], max_lag=5)
     r_puppet, lag_puppet = pearson_at_best_lag(o_open, jaw, max_lag=2)
+    loud = track_mouth(pcm, vad=models.vad, shape=models.shape, config=models.config.mouth)[:n]
+    r_loud, lag_loud = pearson_at_best_lag(np.array([jaw_of(f.weights) for f in loud])[1:], t_open[1:len(loud)], max_lag=5)
     silent = np.array([w is None for w in weights])
     photo_open = float(o_open[0])
     x0, y0, x1, y1 = animator.frames.puppet.mouth_box
@@ -82,6 +86,7 @@ def evaluate_clip(path: Path, models: AudioModels) -> tuple[dict[str, Any], dict
         "opening_r": round(r, 3), "best_lag_frames": lag,
         "estimator_jaw_vs_truth_r": round(r_drive, 3), "estimator_lag_frames": lag_drive,
         "puppet_vs_its_drive_r": round(r_puppet, 3), "puppet_lag_frames": lag_puppet,
+        "loudness_jaw_vs_truth_r": round(r_loud, 3), "loudness_lag_frames": lag_loud,
         "silent_frames": int(silent.sum()),
         "silent_opening_max_minus_photo": round(float(np.max(o_open[silent]) - photo_open), 4) if silent.any() else None,
         "silent_closed_share": round(float(np.mean(np.abs(o_open[silent] - photo_open) < 0.01)), 3) if silent.any() else None,
@@ -156,6 +161,7 @@ def bench_face(*, plot: str | Path = "bench_face.png", testdata: Path = TESTDATA
     if not portrait.is_file() or not clips:
         raise ValueError(f"bench face needs {portrait} and grid_*.mpg clips in {testdata}")
     models = AudioModels.load()
+    drive = LipDrive.load(vad=models.vad, shape=models.shape)
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -164,7 +170,7 @@ def bench_face(*, plot: str | Path = "bench_face.png", testdata: Path = TESTDATA
         build_cold_s = time.perf_counter() - t
         built2 = build_from_photo(portrait, name="BENCH", data_dir=Path(tmp))
         jfk = read_audio(testdata / "en_jfk_16k.wav")
-        weights = audio_mouths(jfk, models)
+        weights = audio_mouths(jfk, drive)
         rgb = read_photo(portrait)
         speed = {
             "portrait": face_speed(rgb, weights),
@@ -173,7 +179,7 @@ def bench_face(*, plot: str | Path = "bench_face.png", testdata: Path = TESTDATA
     quality = []
     extras = []
     for clip in clips:
-        figures, extra = evaluate_clip(clip, models)
+        figures, extra = evaluate_clip(clip, models, drive)
         quality.append(figures)
         extras.append(extra)
     speed["grid_face"] = face_speed(extras[0]["truth"][0], weights)
@@ -186,6 +192,7 @@ def bench_face(*, plot: str | Path = "bench_face.png", testdata: Path = TESTDATA
         "quality_mean": {
             "opening_r": round(float(np.mean([q["opening_r"] for q in quality])), 3),
             "estimator_jaw_vs_truth_r": round(float(np.mean([q["estimator_jaw_vs_truth_r"] for q in quality])), 3),
+            "loudness_jaw_vs_truth_r": round(float(np.mean([q["loudness_jaw_vs_truth_r"] for q in quality])), 3),
             "puppet_vs_its_drive_r": round(float(np.mean([q["puppet_vs_its_drive_r"] for q in quality])), 3),
             "mouth_psnr_db": round(float(np.mean([q["mouth_psnr_db"] for q in quality])), 2),
             "copy_first_frame_psnr_db": round(float(np.mean([q["copy_first_frame_psnr_db"] for q in quality])), 2),

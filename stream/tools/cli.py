@@ -126,6 +126,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         data_dir=Path(args.data_dir),
         max_sessions=args.max_sessions,
         live=LiveConfig(voice=args.voice,
+            **({} if args.draw_ahead is None else {"draw_ahead_characters": args.draw_ahead}),
             width_px=width, height_px=height, set_name=args.set,
             backend=args.backend, neural_weights_dir=args.neural_weights,
         ),
@@ -178,6 +179,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         report = bench_stream(
             seconds=args.seconds if args.seconds != 60.0 else 6.0, lines=args.lines, backend=args.backend
         )
+    elif args.what == "walk-on":
+        from stream.tools.bench_stream import bench_walk_on
+
+        report = bench_walk_on(trials=5)
     elif args.what == "export":
         from stream.tools.bench_export import bench_export
 
@@ -249,11 +254,12 @@ def _cmd_avatar_build(args: argparse.Namespace) -> int:
 
 
 def _cmd_avatar_build_video(args: argparse.Namespace) -> int:
-    from lipsync.neural.video_data import FaceBox
     from stream.tools.avatar_build import BuildConfig, build_from_video
 
     if args.characters or args.all:
         raise ValueError("a --video build learns the person in the video; name no characters")
+    if args.face_box:
+        raise ValueError("--face-box is not needed: face landmarks find the face in every frame")
     video = Path(args.video)
     config = BuildConfig(
         variant=args.variant, teacher_steps=args.teacher_steps, student_steps=args.student_steps,
@@ -261,8 +267,7 @@ def _cmd_avatar_build_video(args: argparse.Namespace) -> int:
     )
     summary = build_from_video(
         video, name=args.name or video.stem.lower(), out_dir=Path(args.out_dir or VIDEO_MODELS_DIR),
-        config=config, face_box=FaceBox.parse(args.face_box) if args.face_box else None,
-        progress=not args.quiet,
+        config=config, progress=not args.quiet,
     )
     print(json.dumps(summary, indent=2))
     return 0
@@ -371,11 +376,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="live lines that choose no voice: espeak-ng (instant) or the characters' natural voices "
         "(~1 s to first sound on 2 cores)",
     )
+    serve.add_argument(
+        "--draw-ahead", type=int, default=None, metavar="N",
+        help="draw N of each session's cast in the background so walk-ons wait for nothing "
+        "(~45 MB a character at 512x512; default 8; 0: draw on demand)",
+    )
     serve.set_defaults(func=_cmd_serve)
 
     bench = sub.add_parser("bench", help="print measured figures as JSON")
     bench.add_argument(
-        "what", choices=["render", "stream", "export", "audio", "model", "soak", "series", "face", "voice"]
+        "what", choices=["render", "stream", "walk-on", "export", "audio", "model", "soak", "series", "face", "voice"]
     )
     bench.add_argument(
         "--voice-backend", choices=["natural", "espeak"], default="natural", help="render, series: the voices to speak with"
@@ -420,7 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--data-dir", default="data", help="photo: the data directory that keeps it")
     build.add_argument(
         "--face-box", default=None, metavar="X,Y,W,H",
-        help="with --video: the face in source pixels (default: found automatically)",
+        help="no longer used: --video finds the face by its landmarks in every frame",
     )
     build.add_argument(
         "--name", default=None, help="model file name (default: the character's, cast, or the video's name)"
@@ -430,7 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"where <name>.safetensors goes (default: {RIG_MODELS_DIR}, or {VIDEO_MODELS_DIR} with --video)",
     )
     build.add_argument(
-        "--variant", default="rig64", help="model size: tiny, rig64, small (--video uses its log-mel version)"
+        "--variant", default="rig64", help="model size: tiny, rig64, rig96, small (--video: its mouth-shape-driven version; rig64 is the benchmarked one)"
     )
     build.add_argument("--clips", type=int, default=40, help="spoken lines to render per character")
     build.add_argument("--held-out", type=int, default=4, help="of those, lines per character never trained on")

@@ -36,6 +36,7 @@ import numpy as np
 from lipsync.audio_mouth import AudioMouthConfig, HopDecision, MouthTracker, frame_weights
 from lipsync.audio_mouth_net import ShapeNet
 from lipsync.features import HOPS_PER_FRAME
+from lipsync.lip_drive import LipDrive, LipTracker
 from lipsync.timebase import SAMPLE_RATE_HZ, SAMPLES_PER_FRAME
 from lipsync.vad import SileroVad
 from stream.errors import ClientError
@@ -70,12 +71,15 @@ class InputConfig:
 
 
 class AudioModels:
-    """The voice-activity and shape models, loaded once per server and shared by every input."""
+    """The voice-activity and shape models, loaded once per server and shared by every input;
+    the face drive (``lipsync.lip_drive``, for photo characters) is loaded on first use."""
 
     def __init__(self, *, vad: SileroVad, shape: ShapeNet | None, config: InputConfig | None = None) -> None:
         self.vad = vad
         self.shape = shape
         self.config = config or InputConfig()
+        self._face_drive: LipDrive | None = None
+        self._face_lock = threading.Lock()
 
     @classmethod
     def load(cls, *, config: InputConfig | None = None, weights: Path | None = None) -> AudioModels:
@@ -87,8 +91,18 @@ class AudioModels:
             shape = ShapeNet.load(weights) if weights is not None else ShapeNet.load()
         return cls(vad=SileroVad.load(), shape=shape, config=cfg)
 
-    def tracker(self) -> MouthTracker:
+    def tracker(self, *, face: bool = False) -> MouthTracker:
+        """The rig's tracker, or with ``face`` the photo face's (lips opened by sound, 40 ms more
+        lookahead); ``LipDriveError`` names a missing weights file."""
+        if face:
+            return LipTracker(self.face_drive())
         return MouthTracker(vad=self.vad, shape=self.shape, config=self.config.mouth)
+
+    def face_drive(self) -> LipDrive:
+        with self._face_lock:
+            if self._face_drive is None:
+                self._face_drive = LipDrive.load(vad=self.vad, shape=self.shape or ShapeNet.load())
+            return self._face_drive
 
 
 class Room(Protocol):
@@ -142,8 +156,9 @@ class AudioInput:
 
     def __init__(
         self, *, input_id: str, kind: InputKind, character: str, models: AudioModels, live: bool = True,
-        room: Room | None = None,
+        room: Room | None = None, face: bool = False,
     ) -> None:
+        """``face``: the character is a photo face, driven by ``AudioModels.tracker(face=True)``."""
         self.id = input_id
         self.kind = kind
         self.character = character
@@ -154,8 +169,10 @@ class AudioInput:
         self.room = room
         self.played_from = 0  # input sample of the last played frame's first sample
         self._taken: tuple[int, PlayedFrame] | None = None  # producer thread only
-        self._tracker = models.tracker()
-        self._estimator = self.config.mouth.estimator
+        self._tracker = models.tracker(face=face)
+        self._estimator = self._tracker.config.estimator
+        # Samples a frame waits for past its own: the tracker's lookahead (more for a face).
+        self._lookahead = int(round(self._tracker.lookahead_ms * SAMPLE_RATE_HZ / 1000))
         self._lock = threading.Lock()
         # Stream position p = input sample p - delay (the analysis filter's delay): hop h's
         # audio is samples [480 h, 480 h + 480) of this buffer and matches hop h's decision.
@@ -206,7 +223,7 @@ class AudioInput:
 
     def _margin(self) -> int:
         """Samples received beyond what the next frame needs to be decided (negative: not yet)."""
-        return self._written - (self._next + HOPS_PER_FRAME) * _HOP_48K - _LOOKAHEAD_SAMPLES
+        return self._written - (self._next + HOPS_PER_FRAME) * _HOP_48K - self._lookahead
 
     def margin_samples(self) -> int:
         with self._lock:
@@ -234,7 +251,8 @@ class AudioInput:
 
     @property
     def delay_ms(self) -> float:
-        return self.config.delay_ms if self.live else 0.0
+        extra = 1000.0 * (self._lookahead - _LOOKAHEAD_SAMPLES) / SAMPLE_RATE_HZ
+        return self.config.delay_ms + extra if self.live else 0.0
 
     @property
     def ended(self) -> bool:

@@ -174,10 +174,12 @@ class SessionInputs:
         models = self._models()
         self._check_room()
         name = self.character(character)
-        source = AudioInput(
-            input_id=self.hub.new_id(), kind=kind, character=name, models=models, live=live, room=self.room
-        )
         loop = asyncio.get_running_loop()
+        face = await loop.run_in_executor(self._executor, self.scene.is_photo, name)
+        source = AudioInput(
+            input_id=self.hub.new_id(), kind=kind, character=name, models=models, live=live, room=self.room,
+            face=face,
+        )
 
         def on_end(ended: AudioInput) -> None:  # producer thread → event loop
             loop.call_soon_threadsafe(self._ended, ended)

@@ -1,0 +1,222 @@
+"""Speech → lip opening for faces: how far real lips part, from the sound alone.
+
+The live estimator (``lipsync.audio_mouth``) opens a mouth as wide as the voice is loud, which
+reads well on a drawn rig but follows a real face's lips poorly: lips part by *which* sound is
+made (an "aa" wide, an "iy" or "uw" a little, p/b/m shut, f/v lip to teeth), lead the sound
+they make and move smoothly between sounds. ``LipNet`` is a small network trained by
+``lipsync.lip_drive_train`` to say, per 10 ms hop, the lip opening (``LIP_OPEN``) of the viseme
+track of speech whose phoneme timing is known (Kokoro's natural voices and espeak-ng, with noise and reverb),
+moved ``target_lead_ms`` earlier (lips lead the sound) and smoothed (coarticulation). It reads
+the same per-hop inputs as the shape network (``lipsync.audio_mouth_net.hop_features``) over
+``context_hops`` before and ``lookahead_hops`` after the hop.
+
+A frame's mouth: while the voice gate is shut, None (closed, as in the photo); else the shape
+network's strongest viseme (rounded, spread, ...) opened exactly as far as ``LipNet`` says
+(``lipsync.audio_mouth.shaped_weights``). Offline: ``lip_mouths``; live: ``LipTracker``.
+
+Weights: ``lipsync/weights/lip_drive.safetensors``, run here in numpy.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from lipsync.audio_mouth import AudioMouthConfig, HopDecision, MouthTracker, analyse, frame_weights
+from lipsync.audio_mouth_net import ShapeNet
+from lipsync.features import HOP_SAMPLES, HOPS_PER_FRAME, Decimator
+from lipsync.vad import CHUNK_SAMPLES, SileroVad
+from lipsync.visemes import VISEMES
+
+DEFAULT_LIP_WEIGHTS = Path(__file__).resolve().parent / "weights" / "lip_drive.safetensors"
+
+# How far the inner lips part for each viseme (0 shut .. 1 "aa"), which is what a face shows and
+# not the jaw: rounded sounds ("ou", "CH", "RR") protrude the lips over a small aperture, the
+# sibilants and "FF" close the lips onto the teeth, p/b/m shut them. From articulatory phonetics
+# (vowel height for the vowels); ``lipsync.visemes.JAW_OPEN`` is unchanged for the rig.
+LIP_OPEN: dict[str, float] = {
+    "sil": 0.0, "PP": 0.0, "FF": 0.05, "TH": 0.2, "DD": 0.25, "kk": 0.35, "CH": 0.15, "SS": 0.1,
+    "nn": 0.2, "RR": 0.2, "aa": 1.0, "E": 0.6, "ih": 0.35, "oh": 0.6, "ou": 0.2,
+}
+LIP_OPEN_BY_INDEX = np.array([LIP_OPEN[v] for v in VISEMES], np.float32)
+FRAME_SAMPLES_48K = HOP_SAMPLES * HOPS_PER_FRAME * 3  # 1920
+
+
+class LipDriveError(RuntimeError):
+    """The lip-drive weights file is missing, unreadable or of the wrong shape."""
+
+
+@dataclass(frozen=True, slots=True)
+class LipNetConfig:
+    """An MLP over a window of hop inputs (``hop_features``: spectral shape and level below the
+    speech peak) → the lip opening (``LIP_OPEN``: 0 shut .. 1 "aa") of the hop, through a sigmoid.
+    ``target_lead_ms``: how much earlier than the sound the opening was trained to come."""
+
+    n_mels: int = 40
+    context_hops: int = 20
+    lookahead_hops: int = 6
+    hidden: tuple[int, ...] = (64, 32)
+    target_lead_ms: float = 40.0
+
+    @property
+    def window_hops(self) -> int:
+        return self.context_hops + 1 + self.lookahead_hops
+
+    @property
+    def n_inputs(self) -> int:
+        return self.window_hops * (self.n_mels + 1)
+
+    @property
+    def lookahead_ms(self) -> float:
+        return self.lookahead_hops * HOP_SAMPLES / 16.0
+
+
+class LipNet:
+    """The trained lip-opening regressor, run in numpy; weights from a safetensors file."""
+
+    def __init__(self, config: LipNetConfig, layers: list[tuple[np.ndarray, np.ndarray]]) -> None:
+        sizes = [config.n_inputs, *config.hidden, 1]
+        if len(layers) != len(sizes) - 1:
+            raise LipDriveError(f"expected {len(sizes) - 1} layers for {config}, got {len(layers)}")
+        for i, (w, b) in enumerate(layers):
+            if w.shape != (sizes[i + 1], sizes[i]) or b.shape != (sizes[i + 1],):
+                raise LipDriveError(
+                    f"layer {i} has weight {w.shape} and bias {b.shape}; expected "
+                    f"({sizes[i + 1]}, {sizes[i]}) and ({sizes[i + 1]},)"
+                )
+        self.config = config
+        self._layers = [(np.ascontiguousarray(w, np.float32), np.ascontiguousarray(b, np.float32)) for w, b in layers]
+
+    @classmethod
+    def load(cls, path: Path = DEFAULT_LIP_WEIGHTS) -> LipNet:
+        from safetensors import SafetensorError, safe_open
+
+        if not path.is_file():
+            raise LipDriveError(
+                f"lip-drive weights not found at {path}; train them with `python -m lipsync.lip_drive_train`"
+            )
+        try:
+            with safe_open(str(path), framework="numpy") as f:
+                meta = f.metadata() or {}
+                tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has no __iter__
+            raw = json.loads(meta["config"])
+            config = LipNetConfig(**{**raw, "hidden": tuple(raw["hidden"])})
+        except (SafetensorError, OSError, ValueError, KeyError, TypeError) as exc:
+            raise LipDriveError(f"cannot read the lip-drive weights at {path}: {exc}") from exc
+        n = len(config.hidden) + 1
+        try:
+            layers = [(tensors[f"layers.{i}.weight"], tensors[f"layers.{i}.bias"]) for i in range(n)]
+        except KeyError as exc:
+            raise LipDriveError(f"{path} lacks the tensor {exc.args[0]}") from None
+        return cls(config, layers)
+
+    @staticmethod
+    def metadata(config: LipNetConfig) -> dict[str, str]:
+        return {"config": json.dumps(asdict(config))}
+
+    def __call__(self, windows: np.ndarray) -> np.ndarray:
+        """(n, n_inputs) → (n,) lip opening 0..1."""
+        x = windows
+        for i, (w, b) in enumerate(self._layers):
+            x = x @ w.T + b
+            if i < len(self._layers) - 1:
+                x = np.maximum(x, 0.0)
+        return (1.0 / (1.0 + np.exp(-x[:, 0]))).astype(np.float32)
+
+
+def windows(feats: np.ndarray, *, context_hops: int, lookahead_hops: int) -> np.ndarray:
+    """(n, d) per-hop inputs → (n, window * d): hop i sees hops i - context .. i + lookahead,
+    zeros before the start and after the end (as the live trackers pad)."""
+    d = feats.shape[1]
+    padded = np.concatenate([
+        np.zeros((context_hops, d), np.float32), feats, np.zeros((lookahead_hops, d), np.float32)
+    ])
+    idx = np.arange(feats.shape[0])[:, None] + np.arange(context_hops + 1 + lookahead_hops)[None, :]
+    return padded[idx].reshape(feats.shape[0], -1)
+
+
+@dataclass(frozen=True, slots=True)
+class LipDrive:
+    """What a face's mouth needs from audio: the voice gate (silero-vad), the shape network
+    (which viseme) and ``LipNet`` (how open). ``load`` raises a clear error for missing weights."""
+
+    vad: SileroVad
+    shape: ShapeNet
+    lips: LipNet
+    config: AudioMouthConfig = field(default_factory=AudioMouthConfig)
+
+    @classmethod
+    def load(cls, *, vad: SileroVad | None = None, shape: ShapeNet | None = None, path: Path = DEFAULT_LIP_WEIGHTS) -> LipDrive:
+        lips = LipNet.load(path)
+        return cls(vad=vad or SileroVad.load(), shape=shape or ShapeNet.load(), lips=lips)
+
+    @property
+    def lookahead_hops(self) -> int:
+        return max(self.lips.config.lookahead_hops, self.shape.config.lookahead_hops, self.config.lookahead_hops)
+
+    @property
+    def lookahead_ms(self) -> float:
+        return self.lookahead_hops * HOP_SAMPLES / 16.0
+
+    def hops(self, feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per-hop inputs (n, n_mels + 1) → (lip opening (n,), viseme probabilities (n, 15))."""
+        lc, sc = self.lips.config, self.shape.config
+        opening = self.lips(windows(feats, context_hops=lc.context_hops, lookahead_hops=lc.lookahead_hops))
+        shape = self.shape(windows(feats, context_hops=sc.context_hops, lookahead_hops=sc.lookahead_hops))
+        return opening, shape
+
+
+class LipTracker(MouthTracker):
+    """The live tracker for faces: a ``MouthTracker`` (same voice gate, level analysis and shape
+    network, hops decided in order once their lookahead has arrived) whose decisions carry
+    ``LipNet``'s lip opening as their ``openness``, so ``frame_weights(hops, "hybrid")`` gives the
+    shape network's viseme opened as real lips open. It looks ``LipNet``'s lookahead ahead
+    (60 ms: 40 ms more than the rig's tracker); the rig's tracker is unchanged."""
+
+    def __init__(self, drive: LipDrive) -> None:
+        look = max(drive.lips.config.lookahead_hops, drive.config.lookahead_hops)
+        super().__init__(vad=drive.vad, shape=drive.shape, config=replace(drive.config, estimator="hybrid", lookahead_hops=look))
+        self._lips = drive.lips
+        self._lip_past = [np.zeros(drive.lips.config.n_mels + 1, np.float32)] * drive.lips.config.context_hops
+
+    def _decide(self) -> list[HopDecision]:
+        ready = len(self._open) - self.config.lookahead_hops
+        if ready <= 0:
+            return []
+        cfg = self._lips.config
+        feats = self._lip_past + self._feat
+        wins = np.stack([np.concatenate(feats[i : i + cfg.window_hops]) for i in range(ready)])
+        jaw = self._lips(wins)
+        used = self._feat[:ready]
+        decided = super()._decide()
+        self._lip_past = (self._lip_past + used)[-cfg.context_hops :] if cfg.context_hops else []
+        return [replace(d, openness=float(j)) for d, j in zip(decided, jaw, strict=True)]
+
+
+def lip_mouths(pcm_48k: np.ndarray, drive: LipDrive, *, block_samples: int = 960) -> list[np.ndarray | None]:
+    """Offline, per 25 fps frame (frame k = 48 kHz samples [1920 k, 1920 (k + 1)), delayed by the
+    decimator's 1 ms as live), the mouth's viseme weights (None while the voice gate is shut):
+    the audio run through a ``LipTracker`` in live-sized blocks, so live and offline agree."""
+    x = np.asarray(pcm_48k)
+    if x.dtype == np.int16:
+        x = x.astype(np.float32) / 32768.0
+    x = np.asarray(x, np.float32).reshape(-1)
+    tracker = LipTracker(drive)
+    n_frames = -(-x.shape[0] // FRAME_SAMPLES_48K)
+    tail = (tracker.config.lookahead_hops + HOPS_PER_FRAME) * HOP_SAMPLES * 3 + CHUNK_SAMPLES * 3
+    x = np.concatenate([x, np.zeros(n_frames * FRAME_SAMPLES_48K + tail - x.shape[0], np.float32)])
+    hops: list[HopDecision] = []
+    for i in range(0, x.shape[0], block_samples):
+        hops.extend(tracker.push(x[i : i + block_samples]))
+    return [frame_weights(hops[k * HOPS_PER_FRAME : (k + 1) * HOPS_PER_FRAME], "hybrid") for k in range(n_frames)]
+
+
+def opening_track(pcm_48k: np.ndarray, drive: LipDrive) -> np.ndarray:
+    """Per 10 ms hop, ``LipNet``'s opening (ungated): for tests and measurements."""
+    x = np.asarray(pcm_48k, np.float32).reshape(-1)
+    x16 = Decimator().push(x)
+    feats, _openness, _gates = analyse(x16, vad=drive.vad, config=drive.config)
+    return drive.hops(feats)[0]
