@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from avatar.spec import Cast
 from lipsync.speech import SpeechEngine
 from stream.live.config import ServerConfig
+from stream.live.drawings import DrawingShelf
 
 if TYPE_CHECKING:
     from stream.live.faces import FaceService
@@ -50,6 +51,9 @@ class Engine:
             initargs=(PREPARE_NICE,),
         )
         self.prepare_executor.submit(os.getpid)  # started now, not during a session's first frames
+        # A session's copy of a drawing made ahead is unpickled here (~20 ms a character).
+        self.unpack_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="talkie-unpack")
+        self.drawings = DrawingShelf(drawing=self.prepare_executor, unpacking=self.unpack_executor)
         # Neural backend: models load once, and one scheduler batches every session's mouths.
         self.faces: FaceService | None = None
         if config.live.backend == "neural":
@@ -78,6 +82,7 @@ class Engine:
         self.speech_executor.shutdown(wait=True, cancel_futures=True)
         self.render_executor.shutdown(wait=True, cancel_futures=True)
         self.prepare_executor.shutdown(wait=True, cancel_futures=True)
+        self.unpack_executor.shutdown(wait=True, cancel_futures=True)
 
 
 

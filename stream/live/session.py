@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import logging
 import secrets
@@ -15,7 +14,6 @@ from typing import Any, Protocol
 
 from aiortc import RTCDataChannel, RTCPeerConnection
 
-from avatar.camera import draw_sizes
 from lipsync.timebase import SAMPLE_RATE_HZ
 from stream.errors import ClientError
 from stream.live.cast import SceneView
@@ -270,7 +268,6 @@ class Session:
             self._spawn(self._draw_ahead(list(names)))
 
     async def _draw_ahead(self, names: list[str]) -> None:
-        loop = asyncio.get_running_loop()
         for name in names:
             if self.closed:
                 return
@@ -278,10 +275,7 @@ class Session:
                 request = self.scene.drawing_request(name)
                 if request is None:
                     continue
-                drawn = await loop.run_in_executor(
-                    self.engine.prepare_executor,
-                    functools.partial(draw_sizes, request.spec, master_px=request.master_px, heights=request.heights),
-                )
+                drawn = await self.engine.drawings.draw(request.spec, master_px=request.master_px, heights=request.heights)
                 self.scene.accept_drawings(request, drawn)
             except Exception as exc:  # noqa: BLE001 - then they are drawn when they walk on
                 logger.warning("session %s: drawing %s ahead failed: %s", self.id, name, exc)
