@@ -9,12 +9,12 @@ torch overhead and its thread pool would cost more than the arithmetic).
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from lipsync.mlp import Layers, checked_layers, config_metadata, logits, read_mlp
 from lipsync.visemes import N_VISEMES
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "audio_mouth.safetensors"
@@ -55,54 +55,25 @@ class ShapeNetConfig:
 class ShapeNet:
     """The trained viseme classifier, run in numpy; weights from a safetensors file."""
 
-    def __init__(self, config: ShapeNetConfig, layers: list[tuple[np.ndarray, np.ndarray]]) -> None:
-        sizes = [config.n_inputs, *config.hidden, N_VISEMES]
-        if len(layers) != len(sizes) - 1:
-            raise MouthModelError(f"expected {len(sizes) - 1} layers for {config}, got {len(layers)}")
-        for i, (w, b) in enumerate(layers):
-            if w.shape != (sizes[i + 1], sizes[i]) or b.shape != (sizes[i + 1],):
-                raise MouthModelError(
-                    f"layer {i} has weight {w.shape} and bias {b.shape}; expected "
-                    f"({sizes[i + 1]}, {sizes[i]}) and ({sizes[i + 1]},)"
-                )
+    def __init__(self, config: ShapeNetConfig, layers: Layers) -> None:
         self.config = config
-        self._layers = [(np.ascontiguousarray(w, np.float32), np.ascontiguousarray(b, np.float32)) for w, b in layers]
+        self._layers = checked_layers(layers, [config.n_inputs, *config.hidden, N_VISEMES], MouthModelError)
 
     @classmethod
     def load(cls, path: Path = DEFAULT_WEIGHTS) -> ShapeNet:
-        from safetensors import SafetensorError, safe_open
-
-        if not path.is_file():
-            raise MouthModelError(
-                f"audio → mouth weights not found at {path}; train them with "
-                "`python -m lipsync.audio_mouth_train`"
-            )
-        try:
-            with safe_open(str(path), framework="numpy") as f:
-                meta = f.metadata() or {}
-                tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has no __iter__
-            raw = json.loads(meta["config"])
-            config = ShapeNetConfig(**{**raw, "hidden": tuple(raw["hidden"])})
-        except (SafetensorError, OSError, ValueError, KeyError, TypeError) as exc:
-            raise MouthModelError(f"cannot read the audio → mouth weights at {path}: {exc}") from exc
-        n = len(config.hidden) + 1
-        try:
-            layers = [(tensors[f"layers.{i}.weight"], tensors[f"layers.{i}.bias"]) for i in range(n)]
-        except KeyError as exc:
-            raise MouthModelError(f"{path} lacks the tensor {exc.args[0]}") from None
+        config, layers = read_mlp(
+            path, config_type=ShapeNetConfig, error=MouthModelError, what="audio → mouth",
+            train="python -m lipsync.audio_mouth_train",
+        )
         return cls(config, layers)
 
     @staticmethod
     def metadata(config: ShapeNetConfig) -> dict[str, str]:
-        return {"config": json.dumps(asdict(config))}
+        return config_metadata(config)
 
     def __call__(self, windows: np.ndarray) -> np.ndarray:
         """(n, n_inputs) → (n, 15) viseme probabilities."""
-        x = windows
-        for i, (w, b) in enumerate(self._layers):
-            x = x @ w.T + b
-            if i < len(self._layers) - 1:
-                x = np.maximum(x, 0.0)
+        x = logits(self._layers, windows)
         x = x - x.max(axis=1, keepdims=True)
         e = np.exp(x)
         return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)

@@ -19,8 +19,7 @@ Weights: ``lipsync/weights/lip_drive.safetensors``, run here in numpy.
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +27,7 @@ import numpy as np
 from lipsync.audio_mouth import AudioMouthConfig, HopDecision, MouthTracker, analyse, frame_weights
 from lipsync.audio_mouth_net import ShapeNet
 from lipsync.features import HOP_SAMPLES, HOPS_PER_FRAME, Decimator
+from lipsync.mlp import Layers, checked_layers, config_metadata, logits, read_mlp
 from lipsync.vad import CHUNK_SAMPLES, SileroVad
 from lipsync.visemes import VISEMES
 
@@ -77,53 +77,25 @@ class LipNetConfig:
 class LipNet:
     """The trained lip-opening regressor, run in numpy; weights from a safetensors file."""
 
-    def __init__(self, config: LipNetConfig, layers: list[tuple[np.ndarray, np.ndarray]]) -> None:
-        sizes = [config.n_inputs, *config.hidden, 1]
-        if len(layers) != len(sizes) - 1:
-            raise LipDriveError(f"expected {len(sizes) - 1} layers for {config}, got {len(layers)}")
-        for i, (w, b) in enumerate(layers):
-            if w.shape != (sizes[i + 1], sizes[i]) or b.shape != (sizes[i + 1],):
-                raise LipDriveError(
-                    f"layer {i} has weight {w.shape} and bias {b.shape}; expected "
-                    f"({sizes[i + 1]}, {sizes[i]}) and ({sizes[i + 1]},)"
-                )
+    def __init__(self, config: LipNetConfig, layers: Layers) -> None:
         self.config = config
-        self._layers = [(np.ascontiguousarray(w, np.float32), np.ascontiguousarray(b, np.float32)) for w, b in layers]
+        self._layers = checked_layers(layers, [config.n_inputs, *config.hidden, 1], LipDriveError)
 
     @classmethod
     def load(cls, path: Path = DEFAULT_LIP_WEIGHTS) -> LipNet:
-        from safetensors import SafetensorError, safe_open
-
-        if not path.is_file():
-            raise LipDriveError(
-                f"lip-drive weights not found at {path}; train them with `python -m lipsync.lip_drive_train`"
-            )
-        try:
-            with safe_open(str(path), framework="numpy") as f:
-                meta = f.metadata() or {}
-                tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has no __iter__
-            raw = json.loads(meta["config"])
-            config = LipNetConfig(**{**raw, "hidden": tuple(raw["hidden"])})
-        except (SafetensorError, OSError, ValueError, KeyError, TypeError) as exc:
-            raise LipDriveError(f"cannot read the lip-drive weights at {path}: {exc}") from exc
-        n = len(config.hidden) + 1
-        try:
-            layers = [(tensors[f"layers.{i}.weight"], tensors[f"layers.{i}.bias"]) for i in range(n)]
-        except KeyError as exc:
-            raise LipDriveError(f"{path} lacks the tensor {exc.args[0]}") from None
+        config, layers = read_mlp(
+            path, config_type=LipNetConfig, error=LipDriveError, what="lip-drive",
+            train="python -m lipsync.lip_drive_train",
+        )
         return cls(config, layers)
 
     @staticmethod
     def metadata(config: LipNetConfig) -> dict[str, str]:
-        return {"config": json.dumps(asdict(config))}
+        return config_metadata(config)
 
     def __call__(self, windows: np.ndarray) -> np.ndarray:
         """(n, n_inputs) → (n,) lip opening 0..1."""
-        x = windows
-        for i, (w, b) in enumerate(self._layers):
-            x = x @ w.T + b
-            if i < len(self._layers) - 1:
-                x = np.maximum(x, 0.0)
+        x = logits(self._layers, windows)
         return (1.0 / (1.0 + np.exp(-x[:, 0]))).astype(np.float32)
 
 

@@ -34,8 +34,8 @@ import torch
 
 from lipsync.audio_mouth import AudioMouthConfig, analyse
 from lipsync.audio_mouth_net import ShapeNet
+from lipsync.audio_mouth_train import _EN_TEXT, _fft_filter, _noise, _room_response, make_example
 from lipsync.audio_mouth_train import TrainConfig as ShapeTrainConfig
-from lipsync.audio_mouth_train import _fft_filter, _noise, _room_response, make_example
 from lipsync.features import HOP_SAMPLES, Decimator
 from lipsync.lip_drive import DEFAULT_LIP_WEIGHTS, LIP_OPEN_BY_INDEX, LipNet, LipNetConfig, windows
 from lipsync.mouth_track import MouthTrackConfig, mouth_track
@@ -45,15 +45,9 @@ from lipsync.voices import VoiceSpec
 
 logger = logging.getLogger(__name__)
 
-_TEXT = (
-    "the a where were you last night i waited for hours by harbour boats people move slowly "
-    "open window bright morning coffee cold tea warm rain over city she told him never again "
-    "we should go home now quick brown fox jumps lazy dog my father works in old shop today "
-    "tomorrow maybe yes no please thank very much how about that really think so because "
-    "music plays loud room full of friends laughing eating bread cheese apples oranges blue "
-    "green river mountain valley school teacher children book pen paper table chair window "
-    "phone call mother brother sister fish bird cat mouse cheap jump wave pull push bubble "
-    "after all it was only a small mistake and nobody noticed until the evening news came on "
+# audio_mouth_train's English words, then whole sentences (natural voices read sentences).
+_TEXT = _EN_TEXT + (
+    " after all it was only a small mistake and nobody noticed until the evening news came on "
     "she bought a pair of shoes at the market and walked back along the beach at sunset "
     "please remember to feed the dog before you leave for work in the morning "
     "the train was late again so we waited on the platform drinking hot chocolate "
