@@ -17,9 +17,11 @@ session's cast drawn ahead and without, in one run.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import statistics
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import numpy as np
@@ -45,21 +47,36 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def _latency_with_peer(engine: Engine, config: ServerConfig, n_lines: int) -> dict[str, Any]:
+@contextlib.asynccontextmanager
+async def _loopback_server(engine: Engine, config: ServerConfig) -> AsyncIterator[tuple[Any, str]]:
+    """The app served by uvicorn on a free loopback port: (the app, its URL)."""
     import uvicorn
 
-    from stream.tools.client import ScenePeer
     from stream.web.app import create_app
 
     app = create_app(config, engine=engine)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
     task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    peer = ScenePeer(keep_video=False)
     try:
-        response = await peer.connect(f"http://127.0.0.1:{port}")
+        while not server.started:
+            await asyncio.sleep(0.02)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        yield app, f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def _latency_with_peer(engine: Engine, config: ServerConfig, n_lines: int) -> dict[str, Any]:
+    from stream.tools.client import ScenePeer
+
+    async with _loopback_server(engine, config) as (_, url):
+        return await _latency_lines(ScenePeer(keep_video=False), url, n_lines)
+
+
+async def _latency_lines(peer: Any, url: str, n_lines: int) -> dict[str, Any]:
+    try:
+        response = await peer.connect(url)
         response.raise_for_status()
         await peer.event("hello")
         await peer.wait_for(lambda: len(peer.video) > 25)
@@ -77,8 +94,6 @@ async def _latency_with_peer(engine: Engine, config: ServerConfig, n_lines: int)
         received_fps = (len(peer.video) - t0) / 2.0
     finally:
         await peer.close()
-        server.should_exit = True
-        await task
     return {
         "first_frame_latency_ms": {
             "p50": round(statistics.median(latencies), 1),
@@ -124,47 +139,17 @@ async def _walk_ons_with_peer(engine: Engine, config: ServerConfig, trials: int)
     """A fresh session of MAYA and LEO on a loopback server with a real aiortc peer: each trial
     puts the cast back to the two of them, then times a line of one of them and the first line
     of someone who walks on (a built-in character not seen yet), sent with a lone ``say``."""
-    import uvicorn
-
     from stream.tools.client import ScenePeer
-    from stream.web.app import create_app
 
-    app = create_app(config, engine=engine)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    peer = ScenePeer(keep_video=False)
     walkers = [n for n in engine.cast.names() if n not in ON_STAGE][:trials]
     heard: dict[str, list[float]] = {"walk_on": [], "on_stage": []}
     served: dict[str, list[float]] = {"walk_on": [], "on_stage": []}
-    try:
-        response = await peer.connect(f"http://127.0.0.1:{port}", cast=list(ON_STAGE))
-        response.raise_for_status()
-        await peer.event("hello")
-        await peer.wait_for(lambda: len(peer.video) > 25)
-        # the session's drawing ahead (when on) has had its turn: a writer starts typing later
-        scene = app.state.sessions.sessions[peer.session_id].scene
-        if config.live.draw_ahead_characters:
-            ahead = scene.cast_names()[: config.live.draw_ahead_characters]
-            await peer.wait_for(lambda: all(scene.drawing_request(n) is None for n in ahead), timeout=120)
-        else:
-            await asyncio.sleep(1.0)
-        for i, walker in enumerate(walkers):
-            mark = len(peer.events)
-            peer.send({"type": "scene", "cast": list(ON_STAGE)})
-            await peer.event("scene", after=mark)
-            await asyncio.sleep(0.5)
-            for kind, speaker, text in (("on_stage", ON_STAGE[i % 2], LINES[i % len(LINES)][1]), ("walk_on", walker, WALK_ON_TEXT)):
-                heard_ms, latency_ms = await _timed_line(peer, speaker, text)
-                heard[kind].append(heard_ms)
-                served[kind].append(latency_ms)
-                await asyncio.sleep(0.4)
-    finally:
-        await peer.close()
-        server.should_exit = True
-        await task
+    async with _loopback_server(engine, config) as (app, url):
+        peer = ScenePeer(keep_video=False)
+        try:
+            await _walk_ons(app, peer, url, config, walkers, heard, served)
+        finally:
+            await peer.close()
 
     def summary(values: list[float]) -> dict[str, float]:
         return {"p50": round(statistics.median(values), 1), "max": round(max(values), 1)}
@@ -174,6 +159,34 @@ async def _walk_ons_with_peer(engine: Engine, config: ServerConfig, trials: int)
         "heard_by_client_ms": {kind: summary(v) for kind, v in heard.items()},
         "server_first_frame_ms": {kind: summary(v) for kind, v in served.items()},
     }
+
+
+async def _walk_ons(
+    app: Any, peer: Any, url: str, config: ServerConfig, walkers: list[str],
+    heard: dict[str, list[float]], served: dict[str, list[float]],
+) -> None:
+    """Connect with MAYA and LEO on stage, wait for the drawing ahead, then time the lines."""
+    response = await peer.connect(url, cast=list(ON_STAGE))
+    response.raise_for_status()
+    await peer.event("hello")
+    await peer.wait_for(lambda: len(peer.video) > 25)
+    # the session's drawing ahead (when on) has had its turn: a writer starts typing later
+    scene = app.state.sessions.sessions[peer.session_id].scene
+    if config.live.draw_ahead_characters:
+        ahead = scene.cast_names()[: config.live.draw_ahead_characters]
+        await peer.wait_for(lambda: all(scene.drawing_request(n) is None for n in ahead), timeout=120)
+    else:
+        await asyncio.sleep(1.0)
+    for i, walker in enumerate(walkers):
+        mark = len(peer.events)
+        peer.send({"type": "scene", "cast": list(ON_STAGE)})
+        await peer.event("scene", after=mark)
+        await asyncio.sleep(0.5)
+        for kind, speaker, text in (("on_stage", ON_STAGE[i % 2], LINES[i % len(LINES)][1]), ("walk_on", walker, WALK_ON_TEXT)):
+            heard_ms, latency_ms = await _timed_line(peer, speaker, text)
+            heard[kind].append(heard_ms)
+            served[kind].append(latency_ms)
+            await asyncio.sleep(0.4)
 
 
 async def _walk_on_run(trials: int) -> dict[str, Any]:
