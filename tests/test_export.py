@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import av
+import httpx
 import numpy as np
 import opentimelineio as otio
 import pytest
@@ -345,6 +346,9 @@ async def test_a_live_take_keeps_its_cut_and_the_episode_timeline_marks_every_sh
         first = line.start_sample // SAMPLES_PER_FRAME
         assert first in starts and starts[first].label == f"medium {line.speaker}", (line, shots)
     assert [s.start_frame for s in shots] == sorted({s.start_frame for s in shots})
+    async with httpx.AsyncClient(base_url=url) as http:  # the REST API shows the cut with the take
+        shown = (await http.get(f"/api/takes/{take.id}")).json()
+    assert [(s["start_frame"], s["label"]) for s in shown["shots"]] == [(s.start_frame, s.label) for s in shots]
 
     # The episode's timeline carries the cut as a track of its own, one clip per shot, tiling the file.
     result = await asyncio.to_thread(export_timeline, store, plan_episode(store, episode.id), tmp_path / "one.mp4")

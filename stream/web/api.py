@@ -239,8 +239,8 @@ async def list_takes(r: Request) -> Any:
 
 async def get_take(r: Request) -> Any:
     store, ident = _store(r), _p(r, "take_id")
-    take, lines = await _run(lambda: (store.takes.get(ident), store.takes.lines(ident)))
-    return {**take.to_json(), "lines": [ln.to_json() for ln in lines]}
+    take, lines, shots = await _run(lambda: (store.takes.get(ident), store.takes.lines(ident), store.takes.shots(ident)))
+    return {**take.to_json(), "lines": [ln.to_json() for ln in lines], "shots": [s.to_json() for s in shots]}
 
 
 async def patch_take(r: Request) -> Any:
