@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-PREPARE_NICE = 10  # the drawing-ahead process's niceness (Unix): it gets the CPU frames leave
+PREPARE_NICE = 10  # the drawing process's niceness where there is no idle class (not Linux)
 
 
 class Engine:
@@ -45,10 +45,9 @@ class Engine:
         # time for the whole server, in a process of its own at a lower OS priority, so it
         # never holds the GIL that frames need and only uses the CPU they leave. Started with
         # the engine (spawned: a fork of a threaded server is not safe); its first act is to
-        # lower its priority (``os.nice``: nothing of talkie's is imported before that).
+        # lower its priority (``lowest_priority``, before it draws anything).
         self.prepare_executor = ProcessPoolExecutor(
-            max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=os.nice,
-            initargs=(PREPARE_NICE,),
+            max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=lowest_priority
         )
         self.prepare_executor.submit(os.getpid)  # started now, not during a session's first frames
         # A session's copy of a drawing made ahead is unpickled here (~20 ms a character).
@@ -85,6 +84,17 @@ class Engine:
         self.unpack_executor.shutdown(wait=True, cancel_futures=True)
 
 
+
+
+def lowest_priority() -> None:
+    """Lower this process's priority (a drawing process's first act): Linux's idle class, so it
+    runs only on CPU time nothing else wants and frames never share a core with it; elsewhere
+    a nice of ``PREPARE_NICE``."""
+    if hasattr(os, "SCHED_IDLE"):
+        with contextlib.suppress(OSError):
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+            return
+    os.nice(PREPARE_NICE)
 
 
 def _libc() -> ctypes.CDLL | None:
