@@ -160,7 +160,7 @@ async def test_connect_disconnect_cycles_leave_nothing_behind(server: RunningSer
     assert len(asyncio.all_tasks()) <= tasks_before
     pooled, others = _threads()
     assert others <= others_before, f"threads left behind: {others - others_before}"
-    assert pooled <= 2 + 2 + min(32, (os.cpu_count() or 1) + 4)  # synth + render + asyncio's default pool
+    assert pooled <= 2 + 2 + 1 + min(32, (os.cpu_count() or 1) + 4)  # synth + render + unpack + asyncio's default pool
     assert _live_objects(RTCPeerConnection) == 0
 
 

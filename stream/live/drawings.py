@@ -21,6 +21,7 @@ from avatar.camera import Drawn, draw_sizes
 from avatar.spec import CharacterSpec
 
 DrawingKey = tuple[CharacterSpec, int, tuple[int, ...]]
+UNPACK_PAUSE_S = 0.04  # between the sizes a session unpacks (a frame interval)
 
 
 def draw_pickled(spec: CharacterSpec, master_px: int, heights: tuple[int, ...]) -> dict[int, bytes]:
@@ -76,5 +77,7 @@ class DrawingShelf:
         loop = asyncio.get_running_loop()
         drawn: dict[int, Drawn] = {}
         for height, one in data.items():
+            if drawn:  # one size a frame: the sessions' frames keep the GIL most of the time
+                await asyncio.sleep(UNPACK_PAUSE_S)
             drawn[height] = await loop.run_in_executor(self._unpacking, pickle.loads, one)
         return drawn

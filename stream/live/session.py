@@ -41,6 +41,8 @@ from stream.live.tracks import CutTap, MediaTap, SceneAudioTrack, SceneVideoTrac
 
 logger = logging.getLogger(__name__)
 
+DRAW_AHEAD_AFTER_FRAMES = 25  # the cast is drawn ahead from the stream's second second on
+
 
 def _log_set_up(future: asyncio.Future[None]) -> None:
     if not future.cancelled() and future.exception() is not None:
@@ -284,8 +286,9 @@ class Session:
 
     def _on_frame(self, state: FrameState, shown: bool) -> None:
         now = time.monotonic()
-        if not self._drawing_ahead:
-            # Its frames are pulled: someone watches. An offer that never connects draws nothing.
+        if not self._drawing_ahead and state.index >= DRAW_AHEAD_AFTER_FRAMES:
+            # Its frames have been pulled a while: someone watches, and the session's own start
+            # (its first shots, a take starting) is done. An offer that never connects draws nothing.
             self._drawing_ahead = True
             self.prepare_ahead()
         shot = state.shot
