@@ -87,9 +87,12 @@ def test_the_puppet_opens_and_closes_with_a_viseme_track(source: str, portrait: 
     gap = track_gap(shots)
     silent = np.array([v == "sil" for v in track])
     wide = np.array([v in ("aa", "E", "oh") for v in track])
-    closed = np.array([v in ("sil", "PP") for v in track])
-    assert gap[closed].max() < 0.02, (source, gap.round(3))  # shut in silence and for p/b/m (tracker noise ~0.01)
-    assert gap[wide].min() > 0.035, (source, gap.round(3))  # open for the open vowels
+    pressed = np.array([v == "PP" for v in track])
+    # Silence is the photo's own mouth (lips parted in the photo stay parted), pixel for pixel.
+    assert all(np.array_equal(shot, rgb) for shot, quiet in zip(shots, silent, strict=True) if quiet)
+    assert gap[pressed].max() < 0.02, (source, gap.round(3))  # p/b/m shut the lips (tracker noise ~0.01)
+    rest = float(np.median(gap[silent]))
+    assert gap[wide].min() > max(0.035, rest + 0.01), (source, gap.round(3))  # open for the open vowels
     assert gap[VISEME_INDEX["aa"] == np.array([VISEME_INDEX[v] for v in track])].mean() > gap[wide].mean() * 0.95
     assert np.array_equal(shots[0], shots[-1])  # silence draws the same picture every time
     assert silent.sum() == 8
@@ -309,10 +312,13 @@ async def test_upload_a_photo_and_it_talks_in_a_live_session(tmp_path: Path, eng
     during = (t > started["media_time_s"] + 0.1) & (t < ended["media_time_s"] - 0.1)
     quiet = (t < started["media_time_s"] - 0.1) | (t > ended["media_time_s"] + 0.3)
     line = np.arange(len(t)) < n_line
-    assert gap[quiet & line].max() < 0.02, gap[quiet & line].round(3)
-    assert (gap[during] > 0.03).mean() > 0.3, gap[during].round(3)
-    if n_line < len(t):  # the file's speech opens the mouth too
-        assert (gap[~line] > 0.03).mean() > 0.2, gap[~line].round(3)
+    # The astronaut's lips are parted in the photo: quiet, they stay as the photo has them;
+    # speaking, they open further and shut on p/b/m.
+    rest = float(np.median(gap[quiet & line]))
+    assert np.abs(gap[quiet & line] - rest).max() < 0.012, gap[quiet & line].round(3)
+    assert (np.abs(gap[during] - rest) > 0.015).mean() > 0.3, (rest, gap[during].round(3))
+    if n_line < len(t):  # the file's speech moves the mouth too
+        assert (np.abs(gap[~line] - rest) > 0.015).mean() > 0.2, (rest, gap[~line].round(3))
     assert isinstance(Compositor(layout=layout, characters=specs).rigs[1], PhotoCharacter)
 
 

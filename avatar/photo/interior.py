@@ -2,18 +2,31 @@
 
 Drawn per pixel in face coordinates between the lips' new inner edges (``top`` and ``bottom``,
 both functions of u), sized from the face and coloured from the photo: the cavity from the lips'
-own colour, darkened; teeth from the photo's own teeth when they show, else an off-white in the
-mouth's shade; the tongue from the lips. Edges are anti-aliased against the lips.
+own colour, darkened; teeth from the photo's own teeth when they show, else from the whites of
+its eyes; the tongue from the lips. Edges are anti-aliased against the lips.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from avatar.photo.geometry import FaceGeometry
-from avatar.photo.landmarks import LOWER_INNER, LOWER_OUTER, UPPER_INNER, FaceLandmarks
+from avatar.photo.landmarks import (
+    LEFT_EYE_LOWER,
+    LEFT_EYE_UPPER,
+    LOWER_INNER,
+    LOWER_OUTER,
+    RIGHT_EYE_LOWER,
+    RIGHT_EYE_UPPER,
+    UPPER_INNER,
+    FaceLandmarks,
+)
+
+SCLERA_MIN_PX = 12
+"""Fewer pixels inside an eye than this and its white is not read (the face is too small)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +51,7 @@ class MouthColours:
         # The lower lip's body: midway between its outer and inner edges, middle half of the mouth.
         lower = (p[list(LOWER_OUTER[3:8])] + p[list(LOWER_INNER[3:8])]) / 2
         lip = np.median(at(lower), axis=0)
-        cavity = np.clip(lip * np.array([0.34, 0.2, 0.2]) + np.array([0.04, 0.0, 0.0]), 0.0, 1.0)  # a warm dark red
+        cavity = np.clip(lip * np.array([0.5, 0.3, 0.3]) + np.array([0.04, 0.0, 0.0]), 0.0, 1.0)  # a warm dark red
         tongue = np.clip(lip * np.array([0.9, 0.6, 0.58]) + np.array([0.06, 0.0, 0.0]), 0.0, 1.0)
         # Teeth: the photo's own when the mouth is open enough to show them.
         teeth = None
@@ -54,12 +67,31 @@ class MouthColours:
                 # the few bright samples are paler than the teeth look: restore the photo's cast
                 teeth = np.clip(colour.mean() + 1.6 * (colour - colour.mean()), 0.0, 1.0) * 1.05
         if teeth is None:
+            teeth = _sclera(img, p)
+        if teeth is None:
             # Off-white in the mouth's shade: teeth are lit only through the opening, under the
             # upper lip, so at video scale they read a little darker than the cheeks, not
             # brighter (the cheeks' colour, desaturated, at 0.8 of their level).
             cheeks = at(p[[50, 280, 205, 425]]).mean(axis=0)
             teeth = np.clip(0.3 * cheeks + 0.5 * float(cheeks.mean()), 0.0, 1.0)
         return cls(cavity.astype(np.float32), np.asarray(teeth, np.float32), tongue.astype(np.float32))
+
+
+def _sclera(img: np.ndarray, p: np.ndarray) -> np.ndarray | None:
+    """The whites of the eyes (the brightest quarter inside both eyes' lids), or None when the
+    eyes are too small to read: teeth are the same pale tissue under the same light, so they take
+    this colour, the photo's own white balance and light included."""
+    samples = []
+    for upper, lower in ((LEFT_EYE_UPPER, LEFT_EYE_LOWER), (RIGHT_EYE_UPPER, RIGHT_EYE_LOWER)):
+        poly = np.concatenate([p[list(upper)], p[list(lower)][::-1]])
+        mask = np.zeros(img.shape[:2], np.uint8)
+        cv2.fillPoly(mask, [np.rint(poly).astype(np.int32)], 1)
+        mask = cv2.erode(mask, np.ones((2, 2), np.uint8))  # not the lids' edges
+        px = img[mask > 0]
+        if len(px) >= SCLERA_MIN_PX:
+            level = px.mean(axis=1)
+            samples.append(np.median(px[level >= np.quantile(level, 0.75)], axis=0))
+    return np.mean(samples, axis=0) if samples else None
 
 
 def _sorted(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

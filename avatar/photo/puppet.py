@@ -51,18 +51,25 @@ class MouthParams:
     lower_teeth: float = 0.0
     tongue: float = 0.0
     lip_tuck: float = 0.0
+    shut: float = 0.0
+    """The share of shapes that press the lips together ("PP": p/b/m, "FF": f/v onto the teeth):
+    lips the photo shows parted close by that share; every other shape opens from the photo's own
+    mouth (a closed photo's mouth closes for every shape, so there it changes nothing)."""
 
     @classmethod
     def blend(cls, mouth: tuple[tuple[int, float], ...]) -> MouthParams:
         """The weighted mean of the visemes' shapes (pairs of viseme index and weight)."""
         total = sum(w for _, w in mouth) or 1.0
-        values = np.zeros(7, np.float64)
+        values = np.zeros(8, np.float64)
         for v, w in mouth:
             s = MOUTH_SHAPES[VISEMES[v]]
             values += (w / total) * np.array(
-                [s.jaw_open, s.width, s.round, s.upper_teeth, s.lower_teeth, s.tongue, s.lip_tuck]
+                [s.jaw_open, s.width, s.round, s.upper_teeth, s.lower_teeth, s.tongue, s.lip_tuck, VISEMES[v] in _SHUT]
             )
         return cls(*(float(x) for x in values))
+
+
+_SHUT = ("PP", "FF")
 
 
 def _smooth(x: np.ndarray) -> np.ndarray:
@@ -167,20 +174,34 @@ class PhotoPuppet:
         uw = u / w
         du = (spread * w * np.exp(0.5 - 0.5 * uw * uw - 0.5 * (v / (0.9 * w)) ** 2)) * uw * win
         prof = self._profile(u, m.round)
-        # The photo's own opening is closed first (half by each lip), then the shape opens it.
+        # The photo's own opening is closed by ``closing`` (half by each lip), then the shape opens it.
         half_gap = 0.5 * g.gap(u)
+        closing, opening = self._opening(m)
         dv_up = dv_low = None
         if which[0]:
-            lift = LIP_LIFT_FRAC * g.face_height_px * (0.6 * m.upper_teeth + 0.4 * m.jaw_open) * (1.0 - 0.5 * m.round)
+            lift = LIP_LIFT_FRAC * g.face_height_px * (0.6 * m.upper_teeth + 0.4 * opening) * (1.0 - 0.5 * m.round)
             above = 1.0 - _smooth((split - half_gap - v) / self._lift_reach_px)
-            dv_up = (half_gap - lift * prof) * above * win
+            dv_up = (closing * half_gap - lift * prof) * above * win
         if which[1]:
-            jaw = self._jaw_px * m.jaw_open * (1.0 - 0.6 * m.lip_tuck)
+            jaw = self._jaw_px * opening * (1.0 - 0.6 * m.lip_tuck)
             ramp = _smooth((v - split) / self._ramp_px)
             neck = 1.0 - _smooth((v - g.jaw(u)) / self._neck_px)
-            close_low = half_gap * (1.0 - _smooth((v - split - half_gap) / self._ramp_px))
+            close_low = closing * half_gap * (1.0 - _smooth((v - split - half_gap) / self._ramp_px))
             dv_low = (jaw * self._lateral(u) * np.maximum(prof, ramp) * neck - close_low) * win
         return du, dv_up, dv_low
+
+    def _opening(self, m: MouthParams) -> tuple[float, float]:
+        """(closing: the share of the photo's own gap shut, 0..1; opening: the jaw's opening from
+        there, 0..1) for mouth ``m``. Parted lips in the photo are its rest: only shapes that press
+        the lips together close them, the rest open further from them, the photo's own teeth moving
+        with the lips and the new space between drawn as the mouth's inside."""
+        closing = 1.0 if self._closed_photo else min(1.0, max(0.0, m.shut))
+        return closing, m.jaw_open
+
+    def is_rest(self, m: MouthParams) -> bool:
+        """Whether ``m`` shows the photo's own mouth unchanged."""
+        closing, opening = self._opening(m)
+        return opening <= 1e-3 and abs(m.width - 0.5) <= 1e-3 and m.round <= 1e-3 and (self._closed_photo or closing <= 1e-3)
 
     def _invert(self, u: np.ndarray, v: np.ndarray, m: MouthParams, which: int) -> tuple[np.ndarray, np.ndarray]:
         """Source (u, v) of the mouth box's pixels (face coordinates ``u``, ``v``): solve
@@ -199,7 +220,7 @@ class PhotoPuppet:
         """The mouth box's pixels for mouth ``m``: (h, w, 3) uint8, the photo's own at its edges."""
         x0, y0, x1, y1 = self.mouth_box
         src = self.rgb[y0:y1, x0:x1]
-        if m.jaw_open <= 1e-3 and abs(m.width - 0.5) <= 1e-3 and m.round <= 1e-3 and self._closed_photo:
+        if self.is_rest(m):
             return src.copy()
         g = self.geom
         _, _, u, v = self._mouth_grid
@@ -213,9 +234,11 @@ class PhotoPuppet:
                 src, (qx - x0).astype(np.float32), (qy - y0).astype(np.float32),
                 interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE,
             ).astype(np.float32) / 255.0)
-        # The lips' new inner edges, as curves of output u.
+        # The opening's new edges, as curves of output u: the lips' inner edges once the photo's
+        # gap is shut, else the edges of the space opened between the photo's own lips and teeth.
+        closing, opening = self._opening(m)
         us = np.linspace(-self._w, self._w, 48, dtype=np.float32)
-        sv, hg = g.split(us), 0.5 * g.gap(us)
+        sv, hg = g.split(us), 0.5 * closing * g.gap(us)
         du, dv_up, _ = self._fields(us, sv - hg - 0.01, m, which=(True, False))
         _, _, dv_low = self._fields(us, sv + hg + 0.01, m, which=(False, True))
         assert dv_up is not None and dv_low is not None
@@ -227,12 +250,11 @@ class PhotoPuppet:
         out = sides[0] * (1.0 - lower) + sides[1] * lower
         half = self._w * (1.0 + 2 * (SPREAD_FRAC * (m.width - 0.5) - 0.5 * ROUND_FRAC * m.round))
         inside_u = np.abs(u) < half
-        if m.jaw_open > 1e-3:
+        if opening > 1e-3:
             bottom = np.where(inside_u, bottom, top)
             rgb, cover = draw_interior(
-                u, v, top, bottom, half_width_px=half,
-                face_height_px=g.face_height_px, upper_teeth=m.upper_teeth, lower_teeth=m.lower_teeth,
-                tongue=m.tongue, colours=self.colours,
+                u, v, top, bottom, half_width_px=half, face_height_px=g.face_height_px,
+                upper_teeth=m.upper_teeth, lower_teeth=m.lower_teeth, tongue=m.tongue, colours=self.colours,
             )
             out *= lip_shadow(u, v, top, bottom, half_width_px=half)[..., None]
             out += (rgb - out) * cover[..., None]
