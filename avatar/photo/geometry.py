@@ -20,6 +20,7 @@ from avatar.photo.landmarks import (
     LEFT_EYE_UPPER,
     LIP_CORNERS,
     LOWER_INNER,
+    LOWER_OUTER,
     NOSE_BASE,
     RIGHT_BROW,
     RIGHT_EYE_LOWER,
@@ -73,6 +74,7 @@ class FaceGeometry:
     jaw: Curve  # the jaw line below the mouth
     jaw_u: tuple[float, float]  # the jaw's angles (u of the left and right)
     chin_v: float
+    lower_lip_v: float  # the lower lip's outer edge in the middle (the top of the chin below it)
     nose_v: float  # the base of the nose (negative: above the mouth)
     eyes: tuple[EyeGeometry, EyeGeometry]
     face_centre: np.ndarray  # (2,) x, y
@@ -114,7 +116,8 @@ class FaceGeometry:
             face_height_px=float(np.linalg.norm(p[CHIN] - p[FOREHEAD])), half_width_px=half,
             split=Curve.of(mid), gap=Curve.of(gap), jaw=Curve.of(below),
             jaw_u=(float(local(172)[0, 0]), float(local(397)[0, 0])),
-            chin_v=float(local(CHIN)[0, 1]), nose_v=float(local(NOSE_BASE)[0, 1]),
+            chin_v=float(local(CHIN)[0, 1]), lower_lip_v=float(np.max(local(LOWER_OUTER)[:, 1])),
+            nose_v=float(local(NOSE_BASE)[0, 1]),
             eyes=(eyes[0], eyes[1]),
             face_centre=np.array([(x0 + x1) / 2, (y0 + y1) / 2], np.float32),
             face_radii_px=((x1 - x0) / 2, (y1 - y0) / 2),

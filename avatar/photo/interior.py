@@ -36,6 +36,8 @@ class MouthColours:
     cavity: np.ndarray
     teeth: np.ndarray
     tongue: np.ndarray
+    photo_teeth: bool = False
+    """Whether the photo's own teeth show between its parted lips (their colour is ``teeth``)."""
 
     @classmethod
     def sample(cls, rgb: np.ndarray, face: FaceLandmarks, geom: FaceGeometry) -> MouthColours:
@@ -66,6 +68,7 @@ class MouthColours:
             if colour.mean() > max(0.25, float(lip.mean())):  # brighter than the lips: teeth, not shadow
                 # the few bright samples are paler than the teeth look: restore the photo's cast
                 teeth = np.clip(colour.mean() + 1.6 * (colour - colour.mean()), 0.0, 1.0) * 1.05
+        shown = teeth is not None
         if teeth is None:
             teeth = _sclera(img, p)
         if teeth is None:
@@ -74,7 +77,7 @@ class MouthColours:
             # brighter (the cheeks' colour, desaturated, at 0.8 of their level).
             cheeks = at(p[[50, 280, 205, 425]]).mean(axis=0)
             teeth = np.clip(0.3 * cheeks + 0.5 * float(cheeks.mean()), 0.0, 1.0)
-        return cls(cavity.astype(np.float32), np.asarray(teeth, np.float32), tongue.astype(np.float32))
+        return cls(cavity.astype(np.float32), np.asarray(teeth, np.float32), tongue.astype(np.float32), photo_teeth=shown)
 
 
 def _sclera(img: np.ndarray, p: np.ndarray) -> np.ndarray | None:
@@ -122,14 +125,16 @@ def draw_interior(
     mound = tongue * _smooth((depth - (1.0 - 0.55 * min(1.0, tongue + 0.3))) / 0.25) * (1.0 - _smooth((side - 0.35) / 0.45))
     rgb = rgb + (colours.tongue * (0.8 + 0.2 * depth)[..., None] - rgb) * mound[..., None]
     # Teeth: rows hanging from the upper lip and standing on the lower, in shadow at the sides.
+    # Lips part further than the teeth do, so a small opening is mostly teeth (both rows, the
+    # dark gap between their edges a sliver); only a wide one shows the cavity behind them.
     tooth_px = 0.085 * face_height_px
-    for amount, edge_dist, reach, dim, share in (
-        (upper_teeth, v - top, 0.72, 0.9, 0.6),
-        (max(0.0, lower_teeth - 0.25) / 0.75, bottom - v, 0.5, 0.7, 0.3),  # lower teeth only when clearly shown
+    for amount, edge_dist, reach, dim, share, crown in (
+        (upper_teeth, v - top, 0.72, 0.9, 0.5, 1.0),
+        (lower_teeth, bottom - v, 0.55, 0.75, 0.35, 0.6),
     ):
         if amount <= 0.0:
             continue
-        height = min(1.0, 1.4 * amount) * np.minimum(tooth_px, share * gap)
+        height = min(1.0, 0.5 + amount) * np.minimum(crown * tooth_px, share * gap)
         row = np.clip(height - edge_dist + 0.5, 0.0, 1.0) * (1.0 - _smooth((side - reach) / 0.3))
         # faint gaps between the teeth, one at the middle
         pitch = 0.3 * half_width_px

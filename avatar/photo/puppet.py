@@ -38,6 +38,9 @@ MOVE_MIN_PX = 0.3
 """Displacements below this (a third of a pixel) are not drawn: the photo's pixel stays."""
 NECK_FRAC = 0.32
 """Below the jaw line the jaw's motion fades out over this share of the face height."""
+CHIN_SHARE = 0.6
+"""The chin moves this share of the lower lip's drop: in speech the lips part more than the jaw
+turns (the lower lip is pulled down on its own as well), so the chin below it moves less."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,8 +189,9 @@ class PhotoPuppet:
             jaw = self._jaw_px * opening * (1.0 - 0.6 * m.lip_tuck)
             ramp = _smooth((v - split) / self._ramp_px)
             neck = 1.0 - _smooth((v - g.jaw(u)) / self._neck_px)
+            chin = 1.0 - (1.0 - CHIN_SHARE) * _smooth((v - g.lower_lip_v) / max(1.0, g.chin_v - g.lower_lip_v))
             close_low = closing * half_gap * (1.0 - _smooth((v - split - half_gap) / self._ramp_px))
-            dv_low = (jaw * self._lateral(u) * np.maximum(prof, ramp) * neck - close_low) * win
+            dv_low = (jaw * self._lateral(u) * np.maximum(prof, ramp) * chin * neck - close_low) * win
         return du, dv_up, dv_low
 
     def _opening(self, m: MouthParams) -> tuple[float, float]:
@@ -252,9 +256,13 @@ class PhotoPuppet:
         inside_u = np.abs(u) < half
         if opening > 1e-3:
             bottom = np.where(inside_u, bottom, top)
+            # Between a parted photo's own teeth (they move with their lips) the jaw opens onto
+            # the cavity; drawn teeth are for a mouth whose photo shows none.
+            teeth = 0.0 if closing < 1.0 and self.colours.photo_teeth else 1.0
             rgb, cover = draw_interior(
                 u, v, top, bottom, half_width_px=half, face_height_px=g.face_height_px,
-                upper_teeth=m.upper_teeth, lower_teeth=m.lower_teeth, tongue=m.tongue, colours=self.colours,
+                upper_teeth=teeth * m.upper_teeth, lower_teeth=teeth * m.lower_teeth, tongue=m.tongue,
+                colours=self.colours,
             )
             out *= lip_shadow(u, v, top, bottom, half_width_px=half)[..., None]
             out += (rgb - out) * cover[..., None]
