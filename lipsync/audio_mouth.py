@@ -324,6 +324,7 @@ class MouthTracker:
         self._hop_base = 0
         self._context = self._shape.config.context_hops if self._shape is not None else 0
         self._past = [np.zeros(cfg.features.n_mels + 1, np.float32)] * self._context  # zeros before hop 0
+        self._gate_look = cfg.lookahead_hops  # the voice gate is read this far ahead of each hop
 
     @property
     def lookahead_ms(self) -> float:
@@ -335,6 +336,7 @@ class MouthTracker:
 
     def push(self, samples_48k: np.ndarray) -> list[HopDecision]:
         x16 = self._decimator.push(samples_48k)
+        self._listen(x16)
         self._analyser.add_probs(self._vad.push(x16))
         rows = self._mel.push(x16)
         self._samples_16k += x16.shape[0]
@@ -345,6 +347,10 @@ class MouthTracker:
             if self._shape is not None:
                 self._feat.extend(hop_features(rows, rel))
         return self._decide()
+
+    def _listen(self, x16: np.ndarray) -> None:
+        """Each block of 16 kHz samples as it arrives, before its hops are analysed (for trackers
+        that hear more than the level and the shape network)."""
 
     def _decide(self) -> list[HopDecision]:
         look = self.config.lookahead_hops
@@ -361,7 +367,7 @@ class MouthTracker:
             shapes = list(self._shape(windows))
         out = []
         for i in range(ready):
-            speech, prob = self._analyser.gate_at((self._hop_base + i + look + 1) * HOP_SAMPLES)
+            speech, prob = self._analyser.gate_at((self._hop_base + i + self._gate_look + 1) * HOP_SAMPLES)
             out.append(HopDecision(self._open[i], shapes[i], speech, prob, self._rows[i]))
         if self._context:
             self._past = (self._past + self._feat[:ready])[-self._context :]

@@ -19,6 +19,7 @@ Weights: ``lipsync/weights/lip_drive.safetensors``, run here in numpy.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -28,8 +29,11 @@ from lipsync.audio_mouth import AudioMouthConfig, HopDecision, MouthTracker, ana
 from lipsync.audio_mouth_net import ShapeNet
 from lipsync.features import HOP_SAMPLES, HOPS_PER_FRAME, Decimator
 from lipsync.mlp import Layers, checked_layers, config_metadata, logits, read_mlp
+from lipsync.phones import PhoneModel, PhoneModelError, PhoneStream
 from lipsync.vad import CHUNK_SAMPLES, SileroVad
-from lipsync.visemes import VISEMES
+from lipsync.visemes import N_VISEMES, SIL, VISEMES
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_LIP_WEIGHTS = Path(__file__).resolve().parent / "weights" / "lip_drive.safetensors"
 
@@ -111,19 +115,52 @@ def windows(feats: np.ndarray, *, context_hops: int, lookahead_hops: int) -> np.
 
 
 @dataclass(frozen=True, slots=True)
+class PhoneMix:
+    """How a face's tracker uses the recognised phones (``lipsync.phones``): ``share`` of the
+    opening and of the viseme (the rest is ``LipNet``'s and the shape network's), read
+    ``lead_hops`` ahead of the sound (lips lead it) and smoothed over ``radius_hops`` each side
+    (a Gaussian of half that: the lips cannot jump). Measured: ``lipsync.phones``' docstring."""
+
+    share: float = 0.5
+    lead_hops: int = 2
+    radius_hops: int = 4
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.share <= 1.0 or self.lead_hops < 0 or self.radius_hops < 0:
+            raise ValueError(f"bad phone mix {self}: share in 0..1, lead_hops and radius_hops >= 0")
+
+    def kernel(self) -> np.ndarray:
+        r = self.radius_hops
+        k = np.exp(-0.5 * (np.arange(-r, r + 1) / max(0.5, r / 2)) ** 2)
+        return (k / k.sum()).astype(np.float32)
+
+
+@dataclass(frozen=True, slots=True)
 class LipDrive:
     """What a face's mouth needs from audio: the voice gate (silero-vad), the shape network
-    (which viseme) and ``LipNet`` (how open). ``load`` raises a clear error for missing weights."""
+    (which viseme), ``LipNet`` (how open) and the phone recogniser (which sound; None without
+    pocketsphinx). ``load`` raises a clear error for missing weights."""
 
     vad: SileroVad
     shape: ShapeNet
     lips: LipNet
     config: AudioMouthConfig = field(default_factory=AudioMouthConfig)
+    phones: PhoneModel | None = None
+    mix: PhoneMix = field(default_factory=PhoneMix)
 
     @classmethod
-    def load(cls, *, vad: SileroVad | None = None, shape: ShapeNet | None = None, path: Path = DEFAULT_LIP_WEIGHTS) -> LipDrive:
+    def load(
+        cls, *, vad: SileroVad | None = None, shape: ShapeNet | None = None, path: Path = DEFAULT_LIP_WEIGHTS,
+        phones: bool = True,
+    ) -> LipDrive:
         lips = LipNet.load(path)
-        return cls(vad=vad or SileroVad.load(), shape=shape or ShapeNet.load(), lips=lips)
+        model = None
+        if phones:
+            try:
+                model = PhoneModel.load()
+            except PhoneModelError as err:
+                logger.warning("faces' lips follow LipNet alone: %s", err)
+        return cls(vad=vad or SileroVad.load(), shape=shape or ShapeNet.load(), lips=lips, phones=model)
 
     @property
     def lookahead_hops(self) -> int:
@@ -143,16 +180,46 @@ class LipDrive:
 
 class LipTracker(MouthTracker):
     """The live tracker for faces: a ``MouthTracker`` (same voice gate, level analysis and shape
-    network, hops decided in order once their lookahead has arrived) whose decisions carry
-    ``LipNet``'s lip opening as their ``openness``, so ``frame_weights(hops, "hybrid")`` gives the
-    shape network's viseme opened as real lips open. It looks ``LipNet``'s lookahead ahead
-    (60 ms: 40 ms more than the rig's tracker); the rig's tracker is unchanged."""
+    network, hops decided in order once their lookahead has arrived) whose decisions carry the
+    lip opening of ``LipNet`` and of the recognised phones, mixed by ``PhoneMix``, as their
+    ``openness`` (and the phone's viseme mixed into the shape network's), so
+    ``frame_weights(hops, "hybrid")`` gives the viseme opened as real lips open. It looks ahead
+    as far as the phones need (160 ms: settling, lead and smoothing) or, without them,
+    ``LipNet``'s lookahead (60 ms); the rig's tracker is unchanged."""
 
     def __init__(self, drive: LipDrive) -> None:
-        look = max(drive.lips.config.lookahead_hops, drive.config.lookahead_hops)
+        look = gate_look = max(drive.lips.config.lookahead_hops, drive.config.lookahead_hops)
+        self._phones: PhoneStream | None = drive.phones.stream() if drive.phones is not None else None
+        self._mix = drive.mix
+        if drive.phones is not None:
+            # + 2: the level analysis's window ends a hop or two after the phones' last sample
+            look = max(look, drive.phones.config.settle_hops + drive.mix.lead_hops + drive.mix.radius_hops + 2)
         super().__init__(vad=drive.vad, shape=drive.shape, config=replace(drive.config, estimator="hybrid", lookahead_hops=look))
+        self._gate_look = gate_look  # the mouth opens with the voice, not as far ahead as the phones look
         self._lips = drive.lips
         self._lip_past = [np.zeros(drive.lips.config.n_mels + 1, np.float32)] * drive.lips.config.context_hops
+        self._kernel = drive.mix.kernel()
+        self._visemes: list[int] = []  # decided phone visemes of hops self._viseme_base ...
+        self._viseme_base = 0
+
+    def _listen(self, x16: np.ndarray) -> None:
+        if self._phones is not None:
+            self._visemes.extend(self._phones.push(x16).tolist())
+
+    def _phone_hops(self, first: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """(opening (n,), viseme one-hots (n, 15)) of hops first .. first + n from the phones."""
+        r, lead = self._mix.radius_hops, self._mix.lead_hops
+        idx = np.arange(first + lead - r, first + n + lead + r) - self._viseme_base
+        idx = np.minimum(idx, len(self._visemes) - 1)  # never past the phones decided (a margin keeps it so)
+        known = np.array(self._visemes, np.int64)
+        vis = np.where(idx >= 0, known[np.maximum(idx, 0)] if known.size else SIL, SIL)
+        opening = np.convolve(LIP_OPEN_BY_INDEX[vis], self._kernel, mode="valid")
+        onehots = np.eye(N_VISEMES, dtype=np.float32)[vis[r : r + n]]
+        keep = first + n + lead - r - self._viseme_base  # what the next hops still read
+        if keep > 0:
+            del self._visemes[:keep]
+            self._viseme_base += keep
+        return opening.astype(np.float32), onehots
 
     def _decide(self) -> list[HopDecision]:
         ready = len(self._open) - self.config.lookahead_hops
@@ -163,9 +230,17 @@ class LipTracker(MouthTracker):
         wins = np.stack([np.concatenate(feats[i : i + cfg.window_hops]) for i in range(ready)])
         jaw = self._lips(wins)
         used = self._feat[:ready]
+        first = self._hop_base
         decided = super()._decide()
         self._lip_past = (self._lip_past + used)[-cfg.context_hops :] if cfg.context_hops else []
-        return [replace(d, openness=float(j)) for d, j in zip(decided, jaw, strict=True)]
+        if self._phones is None:
+            return [replace(d, openness=float(j)) for d, j in zip(decided, jaw, strict=True)]
+        s = self._mix.share
+        opening, onehots = self._phone_hops(first, ready)
+        return [
+            replace(d, openness=float((1.0 - s) * j + s * o), shape=None if d.shape is None else (1.0 - s) * d.shape + s * h)
+            for d, j, o, h in zip(decided, jaw, opening, onehots, strict=True)
+        ]
 
 
 def lip_mouths(pcm_48k: np.ndarray, drive: LipDrive, *, block_samples: int = 960) -> list[np.ndarray | None]:

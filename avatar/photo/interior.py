@@ -87,10 +87,10 @@ def _sclera(img: np.ndarray, p: np.ndarray) -> np.ndarray | None:
     samples = []
     for upper, lower in ((LEFT_EYE_UPPER, LEFT_EYE_LOWER), (RIGHT_EYE_UPPER, RIGHT_EYE_LOWER)):
         poly = np.concatenate([p[list(upper)], p[list(lower)][::-1]])
-        mask = np.zeros(img.shape[:2], np.uint8)
-        cv2.fillPoly(mask, [np.rint(poly).astype(np.int32)], 1)
-        mask = cv2.erode(mask, np.ones((2, 2), np.uint8))  # not the lids' edges
-        px = img[mask > 0]
+        filled = np.zeros(img.shape[:2], np.uint8)
+        cv2.fillPoly(filled, [np.rint(poly).astype(np.int32)], 1)
+        inside = cv2.erode(filled, np.ones((2, 2), np.uint8)) > 0  # not the lids' edges
+        px = img[inside]
         if len(px) >= SCLERA_MIN_PX:
             level = px.mean(axis=1)
             samples.append(np.median(px[level >= np.quantile(level, 0.75)], axis=0))

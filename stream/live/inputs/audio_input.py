@@ -92,8 +92,9 @@ class AudioModels:
         return cls(vad=SileroVad.load(), shape=shape, config=cfg)
 
     def tracker(self, *, face: bool = False) -> MouthTracker:
-        """The rig's tracker, or with ``face`` the photo face's (lips opened by sound, 40 ms more
-        lookahead); ``LipDriveError`` names a missing weights file."""
+        """The rig's tracker, or with ``face`` the photo face's (lips opened by the sounds
+        recognised and by ``LipNet``, 140 ms more lookahead: ``lipsync.lip_drive.LipTracker``);
+        ``LipDriveError`` names a missing weights file."""
         if face:
             return LipTracker(self.face_drive())
         return MouthTracker(vad=self.vad, shape=self.shape, config=self.config.mouth)
@@ -215,7 +216,10 @@ class AudioInput:
         self.stats.cpu_s += time.thread_time() - t0
 
     def finish(self) -> None:
-        """No more audio is coming: what is buffered plays out, then the input ends."""
+        """No more audio is coming: what is buffered plays out, then the input ends. The tracker
+        hears its lookahead's worth of silence after the end, so the last sounds are decided
+        (and played) too."""
+        self.feed(np.zeros(self._lookahead + HOPS_PER_FRAME * _HOP_48K, np.int16))
         with self._lock:
             self._finished = True
 
