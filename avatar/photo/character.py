@@ -1,32 +1,43 @@
-"""A photo character: a folder holding one photo and its landmarks, drawn like a rig character.
-
-A folder (``talkie avatar build --photo``, or the store's ``photos/<id>/``) holds::
-
-    character.json   {"kind": "photo", "name": "ME", "voice": {...}, "photo": "photo.png", "face": 1}
-    photo.png        the photo, upright RGB
-    landmarks.npy    (478, 2) float32: the chosen face's landmarks in photo pixels
-    matte.png        how much each pixel is the person (selfie segmentation, 8-bit)
+"""A photo character drawn like a rig character: the photo folder (``avatar.photo.folder``) as a
+scene card whose mouth, eyes and head move.
 
 ``PhotoCharacter`` has the compositor's rig surface (``avatar.scene``): the person, cut out of the
 photo by its matte (a folder without one: the whole photo as a card), head and shoulders at the
 sprite's size and aspect, whose head moves (whole pixels, smoothly fading out over the
 shoulders) and whose mouth and eyes are small opaque patches drawn by the ``PhotoPuppet`` (or,
-where the matte is not opaque under them, whole tiles per state). ``PhotoFrames`` draws whole photos the same way (``talkie avatar animate``).
+where the matte is not opaque under them, whole tiles per state). ``PhotoFrames`` draws whole
+photos the same way (``talkie avatar animate``). A video character's mouth is drawn by its model
+(``CardMouth``, avatar/neural/video_mouth.py) instead of the puppet's mesh warp; its eyes,
+blinks, head motion and breathing stay the puppet's.
+
+The folder's names are re-exported here, where they were first defined.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
 from avatar.cache import LruCache
 from avatar.draw import Flat
-from avatar.photo.image import PhotoError, read_photo
-from avatar.photo.landmarks import N_POINTS, FaceLandmarks, choose_face, find_faces, segment_person
+from avatar.photo.folder import (
+    LANDMARKS_FILE,
+    MANIFEST,
+    MATTE_FILE,
+    MODEL_FILE,
+    PHOTO_FILE,
+    PhotoFolder,
+    VideoModelRef,
+    is_photo_folder,
+    load_photo_folder,
+    locate_face,
+    photo_spec,
+    write_photo_folder,
+)
+from avatar.photo.image import PhotoError
+from avatar.photo.landmarks import FaceLandmarks
 from avatar.photo.puppet import MouthParams, PhotoPuppet
 from avatar.pose import Pose
 from avatar.rig import (
@@ -39,12 +50,17 @@ from avatar.rig import (
     sprite_size,
 )
 from avatar.spec import CharacterSpec
-from lipsync.voices import VoiceSpec, name_digest
+from lipsync.visemes import N_VISEMES
 
-MANIFEST = "character.json"
-PHOTO_FILE = "photo.png"
-LANDMARKS_FILE = "landmarks.npy"
-MATTE_FILE = "matte.png"
+if TYPE_CHECKING:
+    from avatar.neural.video_mouth import CardMouth
+
+__all__ = [
+    "LANDMARKS_FILE", "MANIFEST", "MATTE_FILE", "MODEL_FILE", "PHOTO_FILE", "PhotoCharacter", "PhotoFolder",
+    "PhotoFrames", "VideoModelRef", "card_of", "is_photo_folder", "load_photo_folder", "locate_face",
+    "mouth_key", "mouth_params", "mouth_weights", "photo_spec", "write_photo_folder",
+]
+
 PHOTO_MOUTH_STEPS = 16
 """A photo's mouth blends in 1/16 steps (the rig's 1/4 would show as jumps on a real face)."""
 HEAD_MOTION_SCALE = 0.35
@@ -54,104 +70,6 @@ FACE_SHARE = 0.3
 OPAQUE = 0.9
 """A matte this solid under a patch counts as opaque (the set would show through by 10% at most)."""
 Box = tuple[int, int, int, int]
-
-
-@dataclass(frozen=True, slots=True)
-class PhotoFolder:
-    folder: Path
-    name: str
-    voice: VoiceSpec
-    face: int
-    rgb: np.ndarray
-    landmarks: FaceLandmarks
-    matte: np.ndarray | None  # (H, W) float32 0..1, or None: the whole photo is the character
-
-
-def is_photo_folder(folder: str | Path) -> bool:
-    """Whether ``folder`` is a photo character (its manifest says ``"kind": "photo"``)."""
-    manifest = Path(folder) / MANIFEST
-    try:
-        meta = json.loads(manifest.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(meta, dict) and meta.get("kind") == "photo"
-
-
-def locate_face(rgb: np.ndarray, *, face: int | None, label: str) -> FaceLandmarks:
-    """The landmarks of the chosen face (blocking: runs the landmark model)."""
-    return choose_face(find_faces(rgb), face=face, label=label)
-
-
-def write_photo_folder(
-    folder: Path, rgb: np.ndarray, landmarks: FaceLandmarks, *, name: str, voice: VoiceSpec, face: int,
-    matte: np.ndarray | None = None,
-) -> Path:
-    """Write a photo character folder (the photo re-encoded as PNG: no metadata kept); the matte
-    is found now unless given (blocking: the segmentation model)."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(rgb, "RGB").save(folder / PHOTO_FILE)
-    if matte is None:
-        matte = segment_person(rgb)
-    Image.fromarray(np.clip(np.rint(matte * 255.0), 0, 255).astype(np.uint8), "L").save(folder / MATTE_FILE)
-    np.save(folder / LANDMARKS_FILE, landmarks.points.astype(np.float32))
-    meta = {"kind": "photo", "name": name.strip().upper(), "voice": _voice_json(voice), "photo": PHOTO_FILE, "face": face}
-    (folder / MANIFEST).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    return folder
-
-
-def _voice_json(voice: VoiceSpec) -> dict[str, object]:
-    from dataclasses import asdict
-
-    return asdict(voice)
-
-
-def load_photo_folder(folder: str | Path) -> PhotoFolder:
-    """Read and check a photo character folder; ``PhotoError`` names what is missing."""
-    folder = Path(folder)
-    manifest = folder / MANIFEST
-    try:
-        meta = json.loads(manifest.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise PhotoError("bad_photo_folder", f"{manifest} cannot be read: {exc}") from None
-    if not isinstance(meta, dict) or meta.get("kind") != "photo":
-        raise PhotoError("bad_photo_folder", f"{manifest} is not a photo character's manifest")
-    name = meta.get("name")
-    if not isinstance(name, str) or not name.strip():
-        raise PhotoError("bad_photo_folder", f"{manifest}: 'name' must be a non-empty string")
-    try:
-        voice = VoiceSpec(**(meta.get("voice") or {}))
-    except TypeError as exc:
-        raise PhotoError("bad_photo_folder", f"{manifest}: bad 'voice': {exc}") from None
-    rgb = read_photo(folder / PHOTO_FILE)
-    try:
-        points = np.load(folder / LANDMARKS_FILE, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise PhotoError("bad_photo_folder", f"{folder / LANDMARKS_FILE} cannot be read: {exc}") from None
-    if points.shape != (N_POINTS, 2) or not np.all(np.isfinite(points)):
-        raise PhotoError("bad_photo_folder", f"{folder / LANDMARKS_FILE}: expected ({N_POINTS}, 2) finite points, got {points.shape}")
-    matte = None
-    if (folder / MATTE_FILE).is_file():
-        try:
-            with Image.open(folder / MATTE_FILE) as im:
-                matte = np.asarray(im.convert("L"), np.float32) / 255.0
-        except OSError as exc:
-            raise PhotoError("bad_photo_folder", f"{folder / MATTE_FILE} cannot be read: {exc}") from None
-        if matte.shape != rgb.shape[:2]:
-            raise PhotoError("bad_photo_folder", f"{folder / MATTE_FILE} is {matte.shape[1]}x{matte.shape[0]}; the photo is {rgb.shape[1]}x{rgb.shape[0]}")
-    face = meta.get("face", 1)
-    return PhotoFolder(
-        folder, name.strip().upper(), voice, int(face) if isinstance(face, int) else 1, rgb,
-        FaceLandmarks(points.astype(np.float32)), matte,
-    )
-
-
-def photo_spec(folder: str | Path, *, name: str | None = None, voice: VoiceSpec | None = None) -> CharacterSpec:
-    """A ``CharacterSpec`` drawn from a photo folder (checked now)."""
-    photo = load_photo_folder(folder)
-    canonical = (name or photo.name).strip().upper()
-    seed = int.from_bytes(name_digest(canonical)[16:24], "big")
-    return CharacterSpec(name=canonical, voice=voice or photo.voice, seed=seed, art_dir=str(Path(folder).resolve()))
 
 
 def mouth_key(pose: Pose) -> tuple[int, int, int]:
@@ -168,6 +86,16 @@ def mouth_key(pose: Pose) -> tuple[int, int, int]:
     return (a, b, q)
 
 
+def mouth_weights(key: tuple[int, int, int]) -> np.ndarray:
+    """The viseme weights (15,) of a mouth key (``mouth_key``)."""
+    a, b, q = key
+    weights = np.zeros(N_VISEMES, np.float32)
+    t = q / PHOTO_MOUTH_STEPS if a != b else 0.0
+    weights[a] += 1.0 - t
+    weights[b] += t
+    return weights
+
+
 def mouth_params(key: tuple[int, int, int]) -> MouthParams:
     a, b, q = key
     if a == b or q == 0:
@@ -181,10 +109,15 @@ _EYE_CLOSED = {2: 0.0, 1: 0.55, 0: 1.0}
 
 class PhotoFrames:
     """Draws one photo's face in any state: the head moved, then mouth and eye patches on it.
-    Patches and moved photos are cached (bounded). Not thread-safe."""
+    The mouth is the puppet's, or a video model's when ``mouth`` is given (its patches fill the
+    same box). Patches and moved photos are cached (bounded). Not thread-safe."""
 
-    def __init__(self, puppet: PhotoPuppet, *, cache_entries: int = 256) -> None:
+    def __init__(self, puppet: PhotoPuppet, *, cache_entries: int = 256, mouth: CardMouth | None = None) -> None:
+        if mouth is not None and mouth.box != puppet.mouth_box:
+            raise ValueError(f"a card mouth must fill the puppet's mouth box {puppet.mouth_box}, got {mouth.box}")
         self.puppet = puppet
+        self.mouth = mouth
+        self.moving = puppet.moving if mouth is None else mouth.moving  # (h, w) of the mouth box
         h, w = puppet.rgb.shape[:2]
         self.weights = puppet.head_weights((0, 0, w, h))
         self._patches: LruCache[tuple[object, ...], np.ndarray] = LruCache(max_entries=cache_entries)
@@ -204,7 +137,10 @@ class PhotoFrames:
         key: tuple[object, ...] = ("mouth", *mouth)
         px = self._patches.get(key)
         if px is None:
-            px = self.puppet.mouth_patch(mouth_params(mouth))
+            if self.mouth is not None:
+                px = self.mouth.patch(mouth_weights(mouth))
+            else:
+                px = self.puppet.mouth_patch(mouth_params(mouth))
             px.flags.writeable = False
             self._patches.put(key, px)
         out.append((self.puppet.mouth_box, px))
@@ -284,12 +220,13 @@ class PhotoCharacter:
         self.max_head_dy_px = max(1, round(HEAD_MOTION_SCALE * HEAD_DY_MAX_FRAC * height_px))
         self.max_rise_px = max(1, round(BREATH_RISE_FRAC * height_px))
         card, matte, face = card_of(self.photo, width_px=self.width_px, height_px=self.height_px)
-        self.frames = PhotoFrames(PhotoPuppet(card, face, matte=matte))
+        puppet = PhotoPuppet(card, face, matte=matte)
+        self.frames = PhotoFrames(puppet, mouth=_card_mouth(self.photo, card, face, puppet.mouth_box))
         self._matte = matte
         # Patches are pasted opaque: the mouth's is cut into the bands of its box that some mouth
         # can change, and each must lie where the person covers it (the matte moves with the head
         # as the pixels do); else whole tiles are drawn per state.
-        self._mouth_bands = _bands(self.frames.puppet.mouth_box, self.frames.puppet.moving)
+        self._mouth_bands = _bands(self.frames.puppet.mouth_box, self.frames.moving)
         boxes = (*self._mouth_bands, *self.frames.puppet.eye_boxes)
         self._patchable = matte is None or all(float(matte[y0:y1, x0:x1].min()) > OPAQUE for x0, y0, x1, y1 in boxes)
         self._mattes: LruCache[tuple[int, int], np.ndarray] = LruCache(max_entries=32)
@@ -353,6 +290,19 @@ class PhotoCharacter:
 
     def cache_info(self) -> dict[str, int]:
         return self.frames.cache_info()
+
+
+def _card_mouth(photo: PhotoFolder, card: np.ndarray, face: FaceLandmarks, box: Box) -> CardMouth | None:
+    """A video character's mouth on its card (None for a photo character)."""
+    if photo.video is None:
+        return None
+    from avatar.neural.video_mouth import CardMouth
+    from lipsync.neural.checkpoint import CheckpointError
+
+    try:
+        return CardMouth(photo.video.path, card=card, face=face, box=box, clip=photo.video.clip)
+    except CheckpointError as exc:
+        raise PhotoError("bad_video_model", f"{photo.video.path}: {exc}") from None
 
 
 def _bands(box: Box, moving: np.ndarray, *, cell_px: int = 3) -> list[Box]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,19 +26,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from accel.sampler import sample
+from avatar.neural.video_mouth import MouthPainter, fast_model, load_video_model
 from avatar.neural.video_track import TrackerFactory, track_video
 from avatar.photo.landmarks import FaceTracker
-from lipsync.neural.checkpoint import CheckpointError, read_extra
-from lipsync.neural.data import FaceCond
-from lipsync.neural.model import FaceGen
-from lipsync.neural.regions import FaceRegion, crop_regions, paint_mask, paste_regions
-from lipsync.neural.shape_drive import (
-    SHAPE_CHANNELS,
-    SHAPE_WINDOW_FRAMES,
-    ShapeCalibration,
-    shape_windows,
-)
+from lipsync.neural.regions import FaceRegion, crop_regions
+from lipsync.neural.shape_drive import ShapeCalibration, shape_windows
 from lipsync.neural.video_io import (
     MAX_SOURCE_S,
     SourceVideo,
@@ -51,7 +43,6 @@ from lipsync.neural.video_shapes import MouthTrack, VideoLayout, frame_regions, 
 from lipsync.neural.weights import load_student
 from lipsync.timebase import FPS, SAMPLES_PER_FRAME, frames_for_samples
 from stream.media.mp4 import Mp4Writer, VideoEncoding
-from stream.tools.avatar_build import video_geometry
 from stream.tools.speech_shapes import MouthsFn, speech_mouths, speech_shapes
 
 logger = logging.getLogger(__name__)
@@ -95,34 +86,6 @@ class AnimateResult:
         return self.n_samples / (FPS * SAMPLES_PER_FRAME)
 
 
-def load_video_model(path: str | Path) -> tuple[FaceGen, dict[str, Any]]:
-    """The student and its build record; ``CheckpointError`` unless it is a shape-driven model
-    built from a video by this version."""
-    model = load_student(path)
-    extra = read_extra(path)
-    cfg = model.cfg
-    if extra.get("source") != "video" or cfg.drive_kind != "shape":
-        raise CheckpointError(
-            f"{path} is not a shape-driven video model (source={extra.get('source')!r}, drive "
-            f"{cfg.drive_kind!r}); build one with `talkie avatar build --video PERSON.mp4 --name NAME`"
-        )
-    missing = sorted({"calibration", "geometry"} - set(extra))
-    if missing:
-        raise CheckpointError(f"{path} is a video model without {missing} in its metadata")
-    if (cfg.drive_channels, cfg.drive_frames) != (SHAPE_CHANNELS, SHAPE_WINDOW_FRAMES) or extra[
-        "geometry"
-    ] != video_geometry():
-        raise CheckpointError(
-            f"{path} was built with another face geometry or shape drive ({extra['geometry']}, "
-            f"{cfg.drive_channels} x {cfg.drive_frames}) than this version uses; build it again"
-        )
-    try:
-        ShapeCalibration.from_dict(extra["calibration"])
-    except ValueError as err:
-        raise CheckpointError(f"{path}: {err}") from err
-    return model, extra
-
-
 def compile_model(model_path: str | Path, *, precision: str = "int8") -> dict[str, Any]:
     """``talkie avatar compile``: the model's ahead-of-time package beside it (accel/aot.py)."""
     from accel.aot import compile_aot, load_aot
@@ -140,70 +103,6 @@ def compile_model(model_path: str | Path, *, precision: str = "int8") -> dict[st
         "load_s": round(time.perf_counter() - started, 3),
         "threads": torch.get_num_threads(),
     }
-
-
-def fast_model(model_path: str | Path, model: FaceGen) -> torch.nn.Module:
-    """The int8 ahead-of-time package of ``model`` when one stands beside it, else ``model``
-    (eager float32, with a warning saying how to make the package)."""
-    from accel.aot import AotArtifactError, load_aot
-
-    try:
-        return load_aot(model_path, precision="int8", config=model.cfg)
-    except AotArtifactError as err:
-        logger.warning("running the eager float model: %s", err)
-        return model
-
-
-class MouthPainter:
-    """Repaints the mouth inside each frame's own face region (they follow the head)."""
-
-    def __init__(
-        self,
-        *,
-        model: torch.nn.Module,
-        references: torch.Tensor,
-        mask: np.ndarray,
-        steps: int = 1,
-        seed: int = 0,
-    ) -> None:
-        c: int = getattr(model, "cfg").crop_px  # noqa: B009 - a FaceGen, or its ahead-of-time package (same cfg)
-        if references.shape[1:] != (3, c, c) or mask.shape != (c, c):
-            raise ValueError(
-                f"references must be (K, 3, {c}, {c}) and the mask ({c}, {c}), got "
-                f"{tuple(references.shape)} and {mask.shape}"
-            )
-        self.model, self.references, self.steps = model, references, steps
-        self.crop_px = c
-        self.mask = torch.from_numpy(np.ascontiguousarray(mask, np.float32))[None, None]  # (1, 1, c, c)
-        self.soft = paint_mask(self.mask)  # (1, 1, c, c): where pixels are replaced
-        self.noise = torch.randn((1, 3, c, c), generator=torch.Generator().manual_seed(seed))
-
-    def paint(
-        self,
-        frames: Sequence[np.ndarray],
-        regions: Sequence[FaceRegion],
-        drive: np.ndarray,
-        clips: Sequence[int],
-    ) -> None:
-        """Repaint ``frames`` (each (H, W, 3) uint8) in place; ``regions``, ``drive`` (B, 2, 5)
-        and ``clips`` (B,) are each frame's face region, drive window and reference index."""
-        b = len(frames)
-        c = self.crop_px
-        with torch.inference_mode():
-            current = torch.cat(
-                [crop_regions(f, [r], crop_px=c) for f, r in zip(frames, regions, strict=True)]
-            )  # (B, 3, c, c)
-            mask = self.mask.expand(b, 1, c, c)
-            cond = FaceCond(
-                reference=self.references[torch.as_tensor(list(clips), dtype=torch.long)],
-                masked=current * (1.0 - mask),
-                mask=mask,
-                drive=torch.from_numpy(np.ascontiguousarray(drive, np.float32)),
-            )
-            noise = self.noise.expand(b, 3, c, c).contiguous()
-            out = sample(self.model, cond, steps=self.steps, noise=noise, compose=False)
-            for frame, region, crop in zip(frames, regions, out.clamp(-1.0, 1.0), strict=True):
-                paste_regions(frame, [region], crop[None], self.soft)
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ import torch
 from accel.distill import distill_student
 from avatar.neural.cast_check import cast_figures
 from avatar.neural.rig_clips import rig_clips, split_clips
+from avatar.neural.video_mouth import video_geometry
 from avatar.neural.video_track import TrackerFactory, track_video
 from avatar.photo.landmarks import FaceTracker
 from avatar.spec import CharacterSpec
@@ -51,10 +52,6 @@ from lipsync.neural.shape_drive import (
 from lipsync.neural.train import train_teacher
 from lipsync.neural.video_io import SourceVideo, iter_frames, open_source
 from lipsync.neural.video_shapes import (
-    MASK_DROP_FRAC,
-    MASK_RADII_FRAC,
-    REGION_DROP_FRAC,
-    REGION_FACE_FRAC,
     MouthTrack,
     VideoLayout,
     frame_regions,
@@ -192,16 +189,6 @@ def video_build_config(variant: str) -> FaceGenConfig:
         drive_channels=SHAPE_CHANNELS,
         drive_frames=SHAPE_WINDOW_FRAMES,
     )
-
-
-def video_geometry() -> dict[str, Any]:
-    """The face-region geometry a video model is built with; animate refuses another."""
-    return {
-        "region_face_frac": REGION_FACE_FRAC,
-        "region_drop_frac": REGION_DROP_FRAC,
-        "mask_drop_frac": MASK_DROP_FRAC,
-        "mask_radii_frac": list(MASK_RADII_FRAC),
-    }
 
 
 @dataclass(frozen=True)

@@ -161,9 +161,7 @@ def cast_with(folders: list[str], *, data_dir: Path, into: str | None = None) ->
     for folder in folders:
         if into is not None and is_photo_folder(folder):
             photo = load_photo_folder(folder)
-            ident = PhotoLibrary(data_dir).add(
-                photo.rgb, photo.landmarks, name=photo.name, voice=photo.voice, face=photo.face, matte=photo.matte
-            )
+            ident = PhotoLibrary(data_dir).keep(photo)  # a video character's model is kept with its photo
             spec = photo_spec(PhotoLibrary(data_dir).folder(ident))
         else:
             spec = art_spec(Path(folder))

@@ -211,6 +211,13 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         report = bench_shipped_model(
             weights_dir=args.neural_weights, plot_path=Path(args.plot), compile=args.compile
         )
+    elif args.what == "video-character":
+        from stream.tools.bench_video_character import bench_video_character
+
+        if not args.character:
+            raise ValueError("bench video-character needs --character FOLDER (made by `talkie avatar character`)")
+        width, height = args.size
+        report = bench_video_character(Path(args.character), width_px=width, height_px=height)
     else:
         raise ValueError(f"unknown benchmark {args.what!r}")
     print(json.dumps(report, indent=2))
@@ -255,12 +262,15 @@ def _cmd_avatar_build(args: argparse.Namespace) -> int:
 
 def _cmd_avatar_build_video(args: argparse.Namespace) -> int:
     from stream.tools.avatar_build import BuildConfig, build_from_video
+    from stream.tools.avatar_photo import parse_voice
+    from stream.tools.video_character import finish_video_build
 
     if args.characters or args.all:
         raise ValueError("a --video build learns the person in the video; name no characters")
     if args.face_box:
         raise ValueError("--face-box is not needed: face landmarks find the face in every frame")
     video = Path(args.video)
+    voice = parse_voice(args.voice)  # checked before the build, not after it
     config = BuildConfig(
         variant=args.variant, teacher_steps=args.teacher_steps, student_steps=args.student_steps,
         n_pairs=args.pairs, save_teacher=args.save_teacher, seed=args.seed,
@@ -269,8 +279,18 @@ def _cmd_avatar_build_video(args: argparse.Namespace) -> int:
         video, name=args.name or video.stem.lower(), out_dir=Path(args.out_dir or VIDEO_MODELS_DIR),
         config=config, progress=not args.quiet,
     )
+    summary["character"] = finish_video_build(  # int8 package, then the character (photos/<id>/)
+        Path(summary["path"]), video=video, name=args.name or video.stem, data_dir=Path(args.data_dir),
+        voice=voice, compile_int8=not args.no_compile,
+    )
     print(json.dumps(summary, indent=2))
     return 0
+
+
+def _cmd_avatar_character(args: argparse.Namespace) -> int:
+    from stream.tools.video_character import character_command
+
+    return character_command(args)
 
 
 def _cmd_avatar_compile(args: argparse.Namespace) -> int:
@@ -385,7 +405,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="print measured figures as JSON")
     bench.add_argument(
-        "what", choices=["render", "stream", "walk-on", "export", "audio", "model", "soak", "series", "face", "voice"]
+        "what", choices=["render", "stream", "walk-on", "export", "audio", "model", "soak", "series", "face", "voice",
+                         "video-character"]
+    )
+    bench.add_argument(
+        "--character", default=None, metavar="FOLDER", help="video-character: a folder from `talkie avatar character`"
     )
     bench.add_argument(
         "--voice-backend", choices=["natural", "espeak"], default="natural", help="render, series: the voices to speak with"
@@ -426,8 +450,9 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--video", default=None, metavar="PATH", help="a video of a person talking (4 s to 15 min)")
     build.add_argument("--photo", default=None, metavar="PATH", help="one frontal photo: a photo character, no training")
     build.add_argument("--face", type=int, default=None, metavar="N", help="photo: which face (1 = leftmost) when there are several")
-    build.add_argument("--voice", default=None, metavar="LANG[+VARIANT]", help="photo: the voice, e.g. en-us+f2")
-    build.add_argument("--data-dir", default="data", help="photo: the data directory that keeps it")
+    build.add_argument("--voice", default=None, metavar="LANG[+VARIANT]", help="photo or video: the voice, e.g. en-us+f2")
+    build.add_argument("--data-dir", default="data", help="photo or video: the data directory that keeps the character")
+    build.add_argument("--no-compile", action="store_true", help="video: skip the int8 ahead-of-time package (minutes)")
     build.add_argument(
         "--face-box", default=None, metavar="X,Y,W,H",
         help="no longer used: --video finds the face by its landmarks in every frame",
@@ -469,6 +494,15 @@ def build_parser() -> argparse.ArgumentParser:
     aot.add_argument("model", help="a model's .safetensors file")
     aot.add_argument("--precision", choices=["int8", "float32"], default="int8")
     aot.set_defaults(func=_cmd_avatar_compile)
+    character = avatar_sub.add_parser(
+        "character", help="keep the person of a --video model as a character (a photo folder with the model)"
+    )
+    character.add_argument("--model", required=True, help="a model from `talkie avatar build --video`")
+    character.add_argument("--video", required=True, help="the video it was built on (the photo is one of its frames)")
+    character.add_argument("--name", default=None, help="the character's name (default: the video's)")
+    character.add_argument("--voice", default=None, metavar="LANG[+VARIANT]", help="the voice, e.g. en-us+f2")
+    character.add_argument("--data-dir", default="data", help="the data directory that keeps it (photos/<id>/)")
+    character.set_defaults(func=_cmd_avatar_character)
 
     add_episode_parser(sub)
     add_series_parser(sub)
