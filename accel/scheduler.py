@@ -94,7 +94,7 @@ class FrameScheduler:
         if gather_s < 0:
             raise ValueError(f"gather_s must be >= 0, got {gather_s}")
         self.gather_s = gather_s
-        self._runners = run_batch if isinstance(run_batch, dict) else {"default": run_batch}
+        self._runners = dict(run_batch) if isinstance(run_batch, dict) else {"default": run_batch}
         self.max_batch = max_batch
         self.max_pending = max_pending
         self._clock = clock
@@ -134,6 +134,12 @@ class FrameScheduler:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def add_runner(self, model_key: str, run_batch: BatchFn) -> None:
+        """Serve another model from now on (a model first needed after start-up); a key already
+        served keeps its runner."""
+        with self._cv:
+            self._runners.setdefault(model_key, run_batch)
+
     # --- callers -----------------------------------------------------------------------
     def submit(self, request: RenderRequest) -> Future[Any]:
         """Queue ``request``; the future resolves to its result or fails (see module doc)."""
@@ -142,13 +148,13 @@ class FrameScheduler:
     def submit_many(self, requests: Sequence[RenderRequest]) -> list[Future[Any]]:
         """Queue several requests at once (e.g. every character of one frame), so the worker
         sees them together."""
-        for request in requests:
-            if request.model_key not in self._runners:
-                raise ValueError(
-                    f"no model for model_key {request.model_key!r}; known: {sorted(self._runners)}"
-                )
         futures: list[Future[Any]] = []
         with self._cv:
+            for request in requests:
+                if request.model_key not in self._runners:
+                    raise ValueError(
+                        f"no model for model_key {request.model_key!r}; known: {sorted(self._runners)}"
+                    )
             for request in requests:
                 fut: Future[Any] = Future()
                 futures.append(fut)
@@ -224,8 +230,10 @@ class FrameScheduler:
         live = [(req, fut) for req, fut in batch if fut.set_running_or_notify_cancel()]
         if not live:
             return 0
+        with self._cv:
+            runner = self._runners[key]
         try:
-            results = self._runners[key]([req.inputs for req, _ in live])
+            results = runner([req.inputs for req, _ in live])
             if len(results) != len(live):
                 raise RuntimeError(
                     f"run_batch returned {len(results)} results for {len(live)} inputs"

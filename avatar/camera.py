@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeAlias
 
@@ -132,7 +132,10 @@ class RigLibrary:
     drawn never waits for another one being drawn in the background.
     """
 
-    def __init__(self, specs: Iterable[CharacterSpec] = ()) -> None:
+    def __init__(self, specs: Iterable[CharacterSpec] = (), *, on_drawn: Callable[[Drawn], None] | None = None) -> None:
+        """``on_drawn``: called with each drawing before it is kept (outside the lock; the
+        server hands a video character's mouth its batches there)."""
+        self._on_drawn = on_drawn
         self._specs = {s.name: s for s in specs}
         self._wanted: dict[str, int] = {}
         self._masters: dict[str, Drawn] = {}
@@ -174,6 +177,9 @@ class RigLibrary:
 
     def put(self, spec: CharacterSpec, drawn: Mapping[int, Drawn], *, master_px: int) -> None:
         """Keep drawings made by ``draw_sizes`` elsewhere (ignored when ``spec`` was recast meanwhile)."""
+        if self._on_drawn is not None:
+            for rig in drawn.values():
+                self._on_drawn(rig)
         with self._lock:
             if self._specs.get(spec.name) != spec:
                 return
@@ -198,6 +204,8 @@ class RigLibrary:
                 spec, height = self._specs[name], self._wanted[name]
             if found is None:
                 found = build_character(spec, height_px=height)
+                if self._on_drawn is not None:
+                    self._on_drawn(found)
                 with self._lock:
                     if self._specs.get(name) == spec:  # not recast while it was drawn
                         self._masters[name] = found
@@ -223,6 +231,8 @@ class RigLibrary:
                 rig = master.scaled(height_px)
             else:
                 rig = build_character(spec, height_px=height_px)
+            if self._on_drawn is not None and rig is not master:
+                self._on_drawn(rig)
             with self._lock:
                 if self._specs.get(name) == spec:
                     self._rigs[(name, height_px)] = rig

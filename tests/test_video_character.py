@@ -277,9 +277,15 @@ async def test_a_video_character_speaks_in_a_live_session(person: dict[str, Path
         ended = await peer.event("line_ended")
         v0 = peer.video[0][0]
         await peer.wait_for(lambda: (peer.video[-1][0] - v0) / 90000 > ended["media_time_s"] + 1.0)
+        import httpx
+
+        async with httpx.AsyncClient(base_url=url) as http:
+            mouths = (await http.get("/api/health")).json()["video_mouths"]
         await peer.close()
     finally:
         await stop()
+    # Its new mouths went through the server's scheduler (one model, batched with any other session's).
+    assert mouths["models"] == 1 and mouths["painted"] > 10 and mouths["batches"] > 0, mouths
     t = np.array([(p - v0) / 90000 for p, _ in peer.video])
     lips = np.array([np.nan if (n := _drawn_lips_px(f)) is None else n for _, f in peer.video], np.float64)
     during = (t > started["media_time_s"] + 0.2) & (t < ended["media_time_s"] - 0.2) & np.isfinite(lips)
@@ -318,3 +324,45 @@ def test_the_int8_package_draws_the_mouth_as_the_float_model_does(person: dict[s
     painted = np.abs(fast.astype(int) - character.frames.puppet.rgb[y0:y1, x0:x1])[moving].mean()
     err = np.abs(fast.astype(int) - slow)[moving].mean()
     assert err < 0.2 * painted, (err, painted)
+
+
+def test_the_servers_batches_paint_the_mouth_the_card_would(person: dict[str, Path]) -> None:
+    """``VideoMouths``: a card attached to the server's scheduler gets the very mouth it paints
+    alone, and cards of several sessions asking at once share a forward pass."""
+    import threading
+
+    from avatar.neural.video_mouth import VideoMouths, VideoMouthsConfig
+    from avatar.photo.character import attach_video_mouths
+
+    service = VideoMouths(VideoMouthsConfig(device="cpu", gather_ms=30.0, wait_ms=2000.0))
+    try:
+        alone = build_character(photo_spec(person["folder"]), height_px=220)
+        cards = [build_character(photo_spec(person["folder"]), height_px=220) for _ in range(4)]
+        for i, card in enumerate(cards):
+            attach_video_mouths(card, service, owner=f"session{i}")
+        for card in cards:
+            card.frames.mouth._service_key.result(timeout=60)  # loaded on the service's thread
+        assert service.stats()["models"] == 1  # one model for every card of the same person
+        key = mouth_key(aa("E"))
+        expected = alone.frames.patches(key, 2)[0][1]
+        got: dict[int, np.ndarray] = {}
+        start = threading.Barrier(len(cards))
+
+        def ask(i: int) -> None:
+            start.wait()
+            got[i] = cards[i].frames.patches(key, 2)[0][1]
+
+        threads = [threading.Thread(target=ask, args=(i,)) for i in range(len(cards))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for patch in got.values():
+            assert np.abs(patch.astype(int) - expected).max() <= 1  # the same noise, the same mouth
+        stats = service.stats()
+        assert stats["painted"] == len(cards) and stats["painted_alone"] == 0
+        assert stats["max_batch_seen"] >= 2 and stats["batches"] < len(cards)
+        copy = pickle.loads(pickle.dumps(cards[0]))  # a pickled drawing is detached until attached again
+        assert getattr(copy.frames.mouth, "_service", None) is None
+    finally:
+        service.close()

@@ -16,9 +16,13 @@ eager float model.
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import logging
+import threading
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +31,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from accel.face_batches import FaceJob, facegen_runner
 from accel.sampler import sample
+from accel.scheduler import (
+    DeadlineMissed,
+    FrameScheduler,
+    RenderRequest,
+    SchedulerBusy,
+    SchedulerClosed,
+)
 from avatar.neural.video_track import measure
 from avatar.photo.landmarks import FaceLandmarks
 from lipsync.neural.checkpoint import CheckpointError, read_extra
@@ -150,21 +162,126 @@ class MouthPainter:
         and ``clips`` (B,) are each frame's face region, drive window and reference index."""
         b = len(frames)
         c = self.crop_px
+        cond = self.conds(frames, regions, drive, clips)
+        with torch.inference_mode():
+            noise = self.noise.expand(b, 3, c, c).contiguous()
+            out = sample(self.model, cond, steps=self.steps, noise=noise, compose=False)
+        self.paste(frames, regions, out)
+
+    def conds(
+        self, frames: Sequence[np.ndarray], regions: Sequence[FaceRegion], drive: np.ndarray, clips: Sequence[int]
+    ) -> FaceCond:
+        """The model's condition for ``frames`` (what ``paint`` runs): their crops with the mouth
+        blanked, the references of ``clips``, the mask and the drive windows."""
+        b, c = len(frames), self.crop_px
         with torch.inference_mode():
             current = torch.cat(
                 [crop_regions(f, [r], crop_px=c) for f, r in zip(frames, regions, strict=True)]
             )  # (B, 3, c, c)
             mask = self.mask.expand(b, 1, c, c)
-            cond = FaceCond(
+            return FaceCond(
                 reference=self.references[torch.as_tensor(list(clips), dtype=torch.long)],
                 masked=current * (1.0 - mask),
                 mask=mask,
                 drive=torch.from_numpy(np.ascontiguousarray(drive, np.float32)),
             )
-            noise = self.noise.expand(b, 3, c, c).contiguous()
-            out = sample(self.model, cond, steps=self.steps, noise=noise, compose=False)
-            for frame, region, crop in zip(frames, regions, out.clamp(-1.0, 1.0), strict=True):
-                paste_regions(frame, [region], crop[None], self.soft)
+
+    def paste(self, frames: Sequence[np.ndarray], regions: Sequence[FaceRegion], crops: torch.Tensor) -> None:
+        """Paste generated ``crops`` (B, 3, c, c) in [-1, 1] into ``frames`` in place."""
+        for frame, region, crop in zip(frames, regions, crops.clamp(-1.0, 1.0), strict=True):
+            paste_regions(frame, [region], crop[None], self.soft)
+
+
+@dataclass(frozen=True, slots=True)
+class VideoMouthsConfig:
+    """``wait_ms``: how long a card waits for its batch before painting the mouth itself;
+    ``gather_ms``: how long a part-full batch waits for other cards' mouths."""
+
+    steps: int = 1
+    device: str = "auto"  # CUDA in bfloat16 when there is one, else the CPU (the int8 package)
+    max_batch: int = 16
+    gather_ms: float = 3.0
+    wait_ms: float = 40.0
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.max_batch < 1 or self.gather_ms < 0 or self.wait_ms <= 0:
+            raise ValueError(f"bad video mouths config {self}")
+
+
+class VideoMouths:
+    """The server's video-character mouths: each model loaded once (its int8 package on the CPU,
+    bfloat16 on CUDA) and one ``FrameScheduler`` running every card's new mouths of every
+    session together, earliest deadline first. A card whose batch is not back within
+    ``wait_ms`` (or finds the queue full) paints its mouth itself. Thread-safe."""
+
+    def __init__(self, config: VideoMouthsConfig | None = None) -> None:
+        from accel.device import pick_device
+
+        self.config = config or VideoMouthsConfig()
+        self.device = pick_device(self.config.device)
+        self.scheduler = FrameScheduler({}, max_batch=self.config.max_batch, gather_s=self.config.gather_ms / 1000.0).start()
+        self._keys: dict[Path, str] = {}
+        self._lock = threading.Lock()
+        self._loader = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="talkie-video-load")
+        self.painted = 0
+        self.painted_alone = 0  # mouths whose batch did not come in time: the card painted them
+
+    def key(self, model_path: str | Path) -> str:
+        """The scheduler's key for the model at ``model_path``, loading it the first time
+        (blocking: a file read, and the package's load; run it off the event loop)."""
+        path = Path(model_path).resolve()
+        with self._lock:
+            found = self._keys.get(path)
+            if found is not None:
+                return found
+            model, _ = load_video_model(path)
+            runner: torch.nn.Module
+            if self.device.type == "cpu":
+                runner = fast_model(path, model, quiet=True)
+            else:
+                from accel.device import pick_dtype, prepare_for_inference
+
+                runner = prepare_for_inference(model, device=self.device, dtype=pick_dtype(self.device))
+            key = f"video{len(self._keys)}"
+            self.scheduler.add_runner(key, facegen_runner(runner, steps=self.config.steps, compose=False))
+            self._keys[path] = key
+            return key
+
+    def key_soon(self, model_path: str | Path) -> concurrent.futures.Future[str]:
+        """``key`` on the service's own loading thread (never the caller's, which may be the
+        event loop); until it is done a card paints its mouths itself."""
+        return self._loader.submit(self.key, model_path)
+
+    def paint(self, key: str, job: FaceJob, *, owner: str) -> torch.Tensor | None:
+        """``job``'s crop (3, c, c) in [-1, 1], or None when its batch did not come in time."""
+        wait = self.config.wait_ms / 1000.0
+        future = self.scheduler.submit(RenderRequest(
+            character_id=owner, session_id=owner, deadline_s=time.monotonic() + wait, inputs=job, model_key=key,
+        ))
+        try:
+            crop: torch.Tensor = future.result(timeout=wait + 1.0)
+        except (DeadlineMissed, SchedulerBusy, SchedulerClosed, concurrent.futures.CancelledError, concurrent.futures.TimeoutError):
+            with self._lock:
+                self.painted_alone += 1
+            return None
+        with self._lock:
+            self.painted += 1
+        return crop
+
+    def stats(self) -> dict[str, Any]:
+        s = self.scheduler.stats
+        sizes = list(s.batch_sizes)
+        with self._lock:
+            return {
+                "models": len(self._keys), "device": str(self.device), "painted": self.painted,
+                "painted_alone": self.painted_alone, "batches": s.batches,
+                "mean_batch": round(sum(sizes) / len(sizes), 2) if sizes else None,
+                "max_batch_seen": max(sizes) if sizes else None, "dropped_late": s.dropped_late,
+            }
+
+    def close(self) -> None:
+        self._loader.shutdown(wait=True, cancel_futures=True)
+        self.scheduler.close()
 
 
 def card_region(face: FaceLandmarks, *, crop_px: int, width_px: int, height_px: int) -> FaceRegion:
@@ -261,13 +378,35 @@ class CardMouth:
         """The constant drive window (1, 2, 5) for viseme ``weights`` (15,)."""
         return shape_windows(self.calibration.track_from_visemes([weights]))
 
+    def attach(self, service: VideoMouths | None, *, owner: str = "card") -> None:
+        """Paint new mouths through ``service`` (the server's batches) once it has loaded this
+        model (on its own thread; meanwhile, and with None, they are painted here). Never blocks."""
+        self._service = service
+        self._service_key = None if service is None else service.key_soon(self.model_path)
+        self._owner = owner
+
+    def _paint(self, frame: np.ndarray, weights: np.ndarray) -> None:
+        painter = self.painter()
+        service = getattr(self, "_service", None)
+        loading: concurrent.futures.Future[str] | None = getattr(self, "_service_key", None)
+        key = None
+        if loading is not None and loading.done() and not loading.cancelled() and loading.exception() is None:
+            key = loading.result()
+        if service is not None and key is not None:
+            cond = painter.conds([frame], [self.region], self.drive(weights), [0])
+            crop = service.paint(key, FaceJob(cond=cond, seed=self.seed), owner=self._owner)
+            if crop is not None:
+                painter.paste([frame], [self.region], crop[None])
+                return
+        painter.paint([frame], [self.region], self.drive(weights), [0])
+
     def patch(self, weights: np.ndarray | None) -> np.ndarray:
         """The box's pixels (h, w, 3) uint8 with the mouth for ``weights``."""
         x0, y0, x1, y1 = self.box
         if weights is None or float(np.sum(weights)) - float(weights[SIL]) <= 1e-6:
             return self.card[y0:y1, x0:x1].copy()
         frame = self.card.copy()
-        self.painter().paint([frame], [self.region], self.drive(weights), [0])
+        self._paint(frame, weights)
         painted = frame[y0:y1, x0:x1].astype(np.float32)
         change = np.abs(painted - self._low).mean(axis=2)  # (h, w): what the model changed
         new = np.clip((change - DETAIL_KEEP_LEVELS) / DETAIL_FADE_LEVELS, 0.0, 1.0)
@@ -279,7 +418,7 @@ class CardMouth:
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        for key in ("runner", "_painter", "calibration", "crop_px", "_low", "_detail"):
+        for key in ("runner", "_painter", "calibration", "crop_px", "_low", "_detail", "_service", "_service_key"):
             state.pop(key, None)
         return state
 

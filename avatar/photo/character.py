@@ -53,11 +53,11 @@ from avatar.spec import CharacterSpec
 from lipsync.visemes import N_VISEMES
 
 if TYPE_CHECKING:
-    from avatar.neural.video_mouth import CardMouth
+    from avatar.neural.video_mouth import CardMouth, VideoMouths
 
 __all__ = [
     "LANDMARKS_FILE", "MANIFEST", "MATTE_FILE", "MODEL_FILE", "PHOTO_FILE", "PhotoCharacter", "PhotoFolder",
-    "PhotoFrames", "VideoModelRef", "card_of", "is_photo_folder", "load_photo_folder", "locate_face",
+    "PhotoFrames", "VideoModelRef", "attach_video_mouths", "card_of", "is_photo_folder", "load_photo_folder", "locate_face",
     "mouth_key", "mouth_params", "mouth_weights", "photo_spec", "write_photo_folder",
 ]
 
@@ -290,6 +290,13 @@ class PhotoCharacter:
 
     def cache_info(self) -> dict[str, int]:
         return self.frames.cache_info()
+
+
+def attach_video_mouths(drawn: object, service: VideoMouths | None, *, owner: str) -> None:
+    """Let a video character's drawing paint its new mouths through the server's ``service``
+    (batched with every other session's); anything else is left as it is."""
+    if isinstance(drawn, PhotoCharacter) and drawn.frames.mouth is not None:
+        drawn.frames.mouth.attach(service, owner=owner)
 
 
 def _card_mouth(photo: PhotoFolder, card: np.ndarray, face: FaceLandmarks, box: Box) -> CardMouth | None:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
+from avatar.neural.video_mouth import VideoMouths
 from avatar.spec import Cast
 from lipsync.speech import SpeechEngine
 from stream.live.config import ServerConfig
@@ -60,6 +61,9 @@ class Engine:
             from stream.live.faces import FaceService
 
             self.faces = FaceService(load_weights_dir(config.live.neural_weights_dir))
+        # Video characters' new mouths: each person's model loaded once (when first drawn), one
+        # scheduler batching them across every session.
+        self.video_mouths = VideoMouths()
         self._malloc_trim = _find_malloc_trim()
 
     def release_freed_memory(self) -> None:
@@ -77,6 +81,7 @@ class Engine:
     def close(self) -> None:
         if self.faces is not None:
             self.faces.close()
+        self.video_mouths.close()
         self.synth_executor.shutdown(wait=True, cancel_futures=True)
         self.speech_executor.shutdown(wait=True, cancel_futures=True)
         self.render_executor.shutdown(wait=True, cancel_futures=True)

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -23,7 +24,7 @@ import numpy as np
 from avatar.camera import Drawn, RigLibrary, single_height, stage_panorama
 from avatar.casting import CastFileError, parse_cast, pinned_spec
 from avatar.livecut import LiveCutter
-from avatar.photo.character import is_photo_folder
+from avatar.photo.character import attach_video_mouths, is_photo_folder
 from avatar.scene import row_layout
 from avatar.shots import MAX_ON_SCREEN, Shot, assign_marks, parse_shot_note
 from avatar.spec import Cast, CharacterSpec
@@ -38,6 +39,7 @@ from stream.live.lines import LineSchedule, LiveLine
 from stream.live.painting import ScenePainter
 
 if TYPE_CHECKING:
+    from avatar.neural.video_mouth import VideoMouths
     from stream.live.faces import FaceService, PendingPaint
 
 logger = logging.getLogger(__name__)
@@ -68,6 +70,7 @@ class LiveScene:
         names: Sequence[str] = ("MAYA", "LEO"),
         faces: FaceService | None = None,
         director: bool = True,
+        video_mouths: VideoMouths | None = None,
     ) -> None:
         self.config = config or LiveConfig()
         if self.config.backend not in ("rig", "neural"):
@@ -88,7 +91,11 @@ class LiveScene:
         self.stats = SceneStats()
         # The live director (rig backend): rigs drawn once per session, places kept as the
         # cast changes, and the cutter choosing each frame's shot (producer thread only).
-        self._rigs = RigLibrary() if self.config.backend == "rig" and director else None
+        # A video character's new mouths go through the server's batches (``video_mouths``).
+        self._rigs = None
+        if self.config.backend == "rig" and director:
+            on_drawn = None if video_mouths is None else partial(attach_video_mouths, service=video_mouths, owner=self.key)
+            self._rigs = RigLibrary(on_drawn=on_drawn)
         self._places: dict[str, float] = {}
         self._panoramas: dict[str, np.ndarray] = {}  # set name -> its stage, drawn once per session
         self._cutter: LiveCutter | None = None

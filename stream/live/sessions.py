@@ -67,7 +67,7 @@ class SessionManager:
             lambda: LiveScene(
                 cast=characters or self.engine.cast, speech=self.engine.speech,
                 synth_executor=self.engine.speech_executor, config=scene_config, names=names,
-                faces=self.engine.faces,
+                faces=self.engine.faces, video_mouths=self.engine.video_mouths,
             ),
         )
         pc = RTCPeerConnection()

@@ -110,6 +110,7 @@ async def health(request: Request) -> Response:
     body: dict[str, Any] = {"ok": True, "sessions": len(manager.sessions)}
     if manager.engine.faces is not None:
         body["neural"] = manager.engine.faces.stats()
+    body["video_mouths"] = manager.engine.video_mouths.stats()
     return JSONResponse(body)
 
 
