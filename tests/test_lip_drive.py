@@ -114,8 +114,9 @@ def test_a_photo_face_input_plays_the_offline_drive_with_its_lookahead_as_more_d
     face = AudioInput(input_id="in_face", kind="file", character="ME", models=models, live=False, face=True)
     for i in range(0, pcm.shape[0], 1000):
         face.feed(pcm[i : i + 1000])
+    face.feed_end()
     face.finish()
-    played = [face.frame(k)[1] for k in range(-(-pcm.shape[0] // 1920))]  # the end too: finish() flushes it
+    played = [face.frame(k)[1] for k in range(-(-pcm.shape[0] // 1920))]  # the end too: feed_end decides it
     offline = lip_mouths(pcm, drive)
     assert sum(w is not None for w in played) > 10
     for k, (a, b) in enumerate(zip(played, offline, strict=False)):

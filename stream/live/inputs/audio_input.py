@@ -215,11 +215,14 @@ class AudioInput:
         self.stats.received_s += pcm.shape[0] / SAMPLE_RATE_HZ
         self.stats.cpu_s += time.thread_time() - t0
 
-    def finish(self) -> None:
-        """No more audio is coming: what is buffered plays out, then the input ends. The tracker
-        hears its lookahead's worth of silence after the end, so the last sounds are decided
-        (and played) too."""
+    def feed_end(self) -> None:
+        """The audio has ended (a file's last block, a track that stopped): feed the tracker its
+        lookahead's worth of silence after it, so the last sounds are decided and played too.
+        The feeder's thread, after its last ``feed``; then ``finish``."""
         self.feed(np.zeros(self._lookahead + HOPS_PER_FRAME * _HOP_48K, np.int16))
+
+    def finish(self) -> None:
+        """No more audio is coming: what is buffered plays out, then the input ends."""
         with self._lock:
             self._finished = True
 

@@ -102,8 +102,12 @@ class TrackPump:
                 target = self.target
                 if target is not None and isinstance(frame, av.AudioFrame):
                     await loop.run_in_executor(self._hub.executor, target.feed_frame, frame)
-        except (MediaStreamError, RuntimeError):
-            pass  # the track ended (or the pool shut down with the server)
+        except MediaStreamError:  # the track ended: its last sounds are decided too
+            if self.target is not None:
+                with contextlib.suppress(RuntimeError):
+                    await loop.run_in_executor(self._hub.executor, self.target.feed_end)
+        except RuntimeError:
+            pass  # the pool shut down with the server
         except Exception:  # noqa: BLE001 - a broken input ends alone; the session goes on
             logger.exception("audio input %s failed", self.track.id)
         finally:
@@ -325,6 +329,7 @@ class SessionInputs:
             block = pcm[pos : pos + step * 10]
             await loop.run_in_executor(self.hub.executor, player.feed, block)
             pos += block.shape[0]
+        await loop.run_in_executor(self.hub.executor, player.feed_end)
         player.finish()
 
     # -- life cycle ----------------------------------------------------------------------------
