@@ -201,15 +201,24 @@ def mouth_mask(crop_px: int) -> np.ndarray:
     return ((((xx - crop_px / 2) / rx) ** 2 + ((yy - cy) / ry) ** 2) <= 1.0).astype(np.float32)
 
 
+def clip_region_sides(track: MouthTrack, layout: VideoLayout, *, width_px: int, height_px: int) -> list[int]:
+    """Each clip's region side in frame pixels: ``REGION_FACE_FRAC`` of its median face height,
+    at most the frame's shorter side."""
+    return [
+        min(round(REGION_FACE_FRAC * float(np.median(track.face_height_px[a:b]))), width_px, height_px)
+        for a, b in layout.clips
+    ]
+
+
 def frame_regions(
     track: MouthTrack, layout: VideoLayout, *, crop_px: int, width_px: int, height_px: int
 ) -> list[FaceRegion]:
     """Frame k's face region: following the head (see the module doc)."""
     mask = mouth_mask(crop_px)
     regions: list[FaceRegion] = []
-    for a, b in layout.clips:
+    sides = clip_region_sides(track, layout, width_px=width_px, height_px=height_px)
+    for (a, b), side in zip(layout.clips, sides, strict=True):
         h = float(np.median(track.face_height_px[a:b]))
-        side = min(round(REGION_FACE_FRAC * h), width_px, height_px)
         offset = np.median(track.mouth_px[a:b] - track.nose_px[a:b], axis=0)  # (2,)
         centre = _smooth(track.nose_px[a:b].astype(np.float64), frames=SMOOTH_FRAMES) + offset
         for cx, cy in centre:

@@ -13,7 +13,8 @@ batches all of them (in every session) into one forward pass.
 ``build_from_video`` trains on a user's video of a real person talking: face landmarks give each
 frame's mouth shape and head position, and the model learns shape -> this person's mouth
 (lipsync/neural/video_shapes.py, shape_drive.py); sound -> shape comes at animation time from
-the live-audio estimator (avatar_animate.py).
+the live-audio estimator (avatar_animate.py). ``--video``'s default variant, ``"auto"``, sizes the
+crop to the face (``auto_variant``: rig64, rig96 or rig128 by the median face region side).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,6 +30,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+import numpy as np
 import torch
 
 from accel.distill import distill_student
@@ -54,6 +57,7 @@ from lipsync.neural.video_io import SourceVideo, iter_frames, open_source
 from lipsync.neural.video_shapes import (
     MouthTrack,
     VideoLayout,
+    clip_region_sides,
     frame_regions,
     plan_layout,
     shape_video_dataset,
@@ -81,18 +85,40 @@ BUILD_VARIANTS: MappingProxyType[str, FaceGenConfig] = MappingProxyType(
         # rig64's network at 96 px crops: ~2.3x the FLOPs, sharper mouths on faces drawn larger
         # than ~100 px (a 512x512 two-character scene). The shipped cast model.
         "rig96": dataclasses.replace(_RIG64, crop_px=96),
+        # rig64's network at 128 px crops: ~4x rig64's FLOPs, for a face filling much of the frame
+        # (a 360 px face paints its ~270 px mouth region from 128 px, not 64).
+        "rig128": dataclasses.replace(_RIG64, crop_px=128),
         "small": config_for("small"),
     }
 )
+
+# ``--video`` builds default to "auto": the smallest of these whose crop is at least
+# AUTO_CROP_FRAC of the video's median region side (so the paint is upsampled at most ~2.2x);
+# faces larger than that take the last.
+AUTO = "auto"
+AUTO_VARIANTS = ("rig64", "rig96", "rig128")
+AUTO_CROP_FRAC = 0.45
 
 
 def build_config(name: str) -> FaceGenConfig:
     try:
         return BUILD_VARIANTS[name]
     except KeyError:
+        also = f" ({AUTO!r} goes with --video only)" if name == AUTO else ""
         raise ValueError(
-            f"unknown build variant {name!r}; known: {sorted(BUILD_VARIANTS)}"
+            f"unknown build variant {name!r}; known: {sorted(BUILD_VARIANTS)}{also}"
         ) from None
+
+
+def auto_variant(region_side_px: float) -> str:
+    """The smallest of ``AUTO_VARIANTS`` whose crop is at least ``AUTO_CROP_FRAC`` x
+    ``region_side_px`` (a ~110 px region: rig64; ~200 px: rig96; ~270 px: rig128)."""
+    if not region_side_px > 0:
+        raise ValueError(f"a region side must be a positive number of pixels, got {region_side_px!r}")
+    for name in AUTO_VARIANTS:
+        if BUILD_VARIANTS[name].crop_px >= AUTO_CROP_FRAC * region_side_px:
+            return name
+    return AUTO_VARIANTS[-1]
 
 
 @dataclass(frozen=True)
@@ -192,6 +218,33 @@ def video_build_config(variant: str) -> FaceGenConfig:
 
 
 @dataclass(frozen=True)
+class TrackedVideo:
+    """A video after its landmark pass: the track and how its frames were cut into clips."""
+
+    source: SourceVideo
+    track: MouthTrack
+    layout: VideoLayout
+
+    def region_sides_px(self) -> list[int]:
+        """Each clip's face region side in frame pixels (video_shapes.clip_region_sides)."""
+        return clip_region_sides(
+            self.track, self.layout, width_px=self.source.width_px, height_px=self.source.height_px
+        )
+
+    def median_region_side_px(self) -> float:
+        """The median region side over all frames (a clip counts by its length)."""
+        lengths = [b - a for a, b in self.layout.clips]
+        return float(np.median(np.repeat(self.region_sides_px(), lengths)))
+
+
+def track_source(video: str | Path | SourceVideo, *, tracker: TrackerFactory = FaceTracker) -> TrackedVideo:
+    """The landmark pass (avatar/neural/video_track.py) and the clip layout."""
+    source = video if isinstance(video, SourceVideo) else open_source(video)
+    track = track_video(iter_frames(source), source=str(source.path), tracker=tracker)
+    return TrackedVideo(source=source, track=track, layout=plan_layout(track))
+
+
+@dataclass(frozen=True)
 class VideoData:
     """A video's landmark track, its layout, per-frame regions and the datasets cut from it."""
 
@@ -204,12 +257,11 @@ class VideoData:
 
 
 def video_data(
-    video: str | Path | SourceVideo, *, crop_px: int, tracker: TrackerFactory = FaceTracker
+    video: str | Path | SourceVideo | TrackedVideo, *, crop_px: int, tracker: TrackerFactory = FaceTracker
 ) -> VideoData:
-    """The landmark pass (avatar/neural/video_track.py), then shape-driven crops of every frame."""
-    source = video if isinstance(video, SourceVideo) else open_source(video)
-    track = track_video(iter_frames(source), source=str(source.path), tracker=tracker)
-    layout = plan_layout(track)
+    """The landmark pass (unless ``video`` has had it), then shape-driven crops of every frame."""
+    tracked = video if isinstance(video, TrackedVideo) else track_source(video, tracker=tracker)
+    source, track, layout = tracked.source, tracked.track, tracked.layout
     regions = frame_regions(
         track, layout, crop_px=crop_px, width_px=source.width_px, height_px=source.height_px
     )
@@ -233,21 +285,43 @@ def build_from_video(
     the model learns shape -> this person's pixels, with the surroundings of half its rows taken
     from another frame (``DriveSwapDataset``) so the drive, not the face around the mouth, decides
     the mouth. The middle of each clip is held out (video_shapes.py). ``config.variant`` picks
-    the network size; the rig-only fields (clips, frame size) are ignored.
+    the network size, ``"auto"`` by the face's size in the video (``auto_variant``); the
+    rig-only fields (clips, frame size) are ignored.
     """
-    cfg = video_build_config(config.variant)
+    if config.variant != AUTO:
+        build_config(config.variant)  # a wrong name fails before the landmark pass, not after it
     started = time.perf_counter()
-    data = video_data(video, crop_px=cfg.crop_px, tracker=tracker)
+    tracked = track_source(video, tracker=tracker)
+    sides = tracked.region_sides_px()
+    median_side = tracked.median_region_side_px()
+    variant = auto_variant(median_side) if config.variant == AUTO else config.variant
+    cfg = video_build_config(variant)
+    choice = {
+        "asked": config.variant,
+        "variant": variant,
+        "crop_px": cfg.crop_px,
+        "region_side_px": sides,
+        "median_region_side_px": median_side,
+        "upsampling": round(median_side / cfg.crop_px, 2),
+    }
+    if progress:
+        print(
+            f"{name}: face regions {min(sides)}-{max(sides)} px (median {median_side:g}): variant {variant} "
+            f"({cfg.crop_px} px crops{', chosen by auto' if config.variant == AUTO else ''})",
+            file=sys.stderr,
+        )
+    data = video_data(tracked, crop_px=cfg.crop_px)
     src = data.source
     _check_resumable(
         out_dir / f".{name}-build",
-        {"video": str(src.path.resolve()), "bytes": src.path.stat().st_size, "variant": config.variant,
+        {"video": str(src.path.resolve()), "bytes": src.path.stat().st_size, "variant": variant,
          "drive": "shape"},
     )
     layout = data.layout
     extra = {
         "source": "video",
-        "variant": config.variant,
+        "variant": variant,
+        "variant_choice": choice,
         "video": str(src.path.resolve()),
         "frame_size": [src.width_px, src.height_px],
         "frames": src.n_frames,
@@ -273,7 +347,8 @@ def build_from_video(
     train = DriveSwapDataset.swapped(data.train, seed=config.seed)
     held = data.held if data.held is not None else data.train.subset([0])
     summary = _train_and_save(
-        cfg, train, held, name=name, out_dir=out_dir, config=config, extra=extra, progress=progress
+        cfg, train, held, name=name, out_dir=out_dir, config=dataclasses.replace(config, variant=variant),
+        extra=extra, progress=progress,
     )
     return {
         "video": str(src.path),
@@ -281,6 +356,7 @@ def build_from_video(
         "faces_found": int(data.track.found.sum()),
         "clips": len(layout.clips),
         "region_side_px": sorted({r.side for r in data.regions}),
+        "variant_choice": choice,
         "jaw_gain": round(jaw_gain, 3),
         **summary,
         "held_out_frames": 0 if data.held is None else len(data.held),

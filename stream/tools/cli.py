@@ -248,7 +248,7 @@ def _cmd_avatar_build(args: argparse.Namespace) -> int:
         specs.append(spec)
     model_name = args.name or (names[0].lower() if len(names) == 1 else "cast")
     config = BuildConfig(
-        variant=args.variant, n_clips=args.clips, held_out_clips=args.held_out,
+        variant=args.variant or "rig64", n_clips=args.clips, held_out_clips=args.held_out,
         teacher_steps=args.teacher_steps, student_steps=args.student_steps, n_pairs=args.pairs,
         save_teacher=args.save_teacher, seed=args.seed,
     )
@@ -272,7 +272,7 @@ def _cmd_avatar_build_video(args: argparse.Namespace) -> int:
     video = Path(args.video)
     voice = parse_voice(args.voice)  # checked before the build, not after it
     config = BuildConfig(
-        variant=args.variant, teacher_steps=args.teacher_steps, student_steps=args.student_steps,
+        variant=args.variant or "auto", teacher_steps=args.teacher_steps, student_steps=args.student_steps,
         n_pairs=args.pairs, save_teacher=args.save_teacher, seed=args.seed,
     )
     summary = build_from_video(
@@ -465,7 +465,9 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"where <name>.safetensors goes (default: {RIG_MODELS_DIR}, or {VIDEO_MODELS_DIR} with --video)",
     )
     build.add_argument(
-        "--variant", default="rig64", help="model size: tiny, rig64, rig96, small (--video: its mouth-shape-driven version; rig64 is the benchmarked one)"
+        "--variant", default=None,
+        help="model size: tiny, rig64, rig96, rig128, small (default rig64); --video: their mouth-shape-driven "
+        "versions, default auto: rig64/rig96/rig128 by the face's size, the crop >= 0.45 x the mouth region",
     )
     build.add_argument("--clips", type=int, default=40, help="spoken lines to render per character")
     build.add_argument("--held-out", type=int, default=4, help="of those, lines per character never trained on")
