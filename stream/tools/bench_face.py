@@ -186,7 +186,8 @@ def bench_face(*, plot: str | Path = "bench_face.png", testdata: Path = TESTDATA
         extras.append(extra)
     speed["grid_face"] = face_speed(extras[0]["truth"][0], weights)
     report = {
-        "machine": f"{os.cpu_count()} CPUs (shared); OpenCV single-threaded",
+        "machine": f"{os.cpu_count()} CPUs; OpenCV single-threaded",
+        "load_average_1min": round(os.getloadavg()[0], 2),  # other work on the machine meanwhile
         "build_s": {"first_in_process": round(build_cold_s, 3), "again": built2["build_s"]},
         "ms_per_face_uncached": {"portrait": speed["portrait"], "grid": speed["grid_face"]},
         "scene": speed["scene_4_photo_characters"],

@@ -18,6 +18,7 @@ speaker's audio, silence, the landmarks' own shapes) and measured with face land
 
 from __future__ import annotations
 
+import os
 import shutil
 import statistics
 import subprocess
@@ -132,7 +133,7 @@ def bench_trained(
         },
         "package_bytes": {p: artifact_path(local, p).stat().st_size for p in ("float32", "int8")},
         "compile_s": compile_s,
-        "note": "2-core machine shared with other jobs: timings are noisy",
+        "load_average_1min": round(os.getloadavg()[0], 2),  # other work on the machine meanwhile
         **({"video": bench_video()} if video else {}),
     }
 
@@ -334,7 +335,7 @@ def bench_video(
             "video_model_silence": mouth_psnr_db(out["silence"]["frames"], where=_seam),
         },
         "pictures": str(work_dir / "video_held_out.png"),
-        "note": "2-core machine shared with other jobs",
+        "load_average_1min": round(os.getloadavg()[0], 2),
     }
 
 
