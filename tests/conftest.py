@@ -10,7 +10,7 @@ import pytest
 
 from lipsync.speech import SpeechEngine
 from stream.live.config import ServerConfig
-from stream.live.engine import Engine
+from stream.live.engine import Engine, settle_garbage_collector
 
 # Renders speak with espeak-ng unless a test asks for the natural voice (tests/test_voices_natural.py):
 # loading Kokoro costs seconds per speech engine and it speaks at ~2x real time on 2 cores.
@@ -30,6 +30,15 @@ def engine() -> Iterator[Engine]:
     eng = Engine(ServerConfig())
     yield eng
     eng.close()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def settled_collector() -> None:
+    """Each test module starts with what earlier ones left alive moved out of the garbage
+    collector's reach (``stream.live.engine.settle_garbage_collector``, as the server does at
+    start-up): hundreds of thousands of long-lived objects (torch, models) otherwise make a full
+    collection hold the GIL for 100-400 ms, and a live test's session skips frames."""
+    settle_garbage_collector()
 
 
 @pytest.fixture
