@@ -163,8 +163,19 @@ class LipDrive:
         return cls(vad=vad or SileroVad.load(), shape=shape or ShapeNet.load(), lips=lips, phones=model)
 
     @property
-    def lookahead_hops(self) -> int:
+    def gate_lookahead_hops(self) -> int:
+        """How far ahead the networks (and the voice gate) look."""
         return max(self.lips.config.lookahead_hops, self.shape.config.lookahead_hops, self.config.lookahead_hops)
+
+    @property
+    def lookahead_hops(self) -> int:
+        """How far ahead a face's tracker looks: the networks', or what the phones need (their
+        settling, lead and smoothing; + 2: the level analysis's window ends a hop or two after
+        the phones' last sample)."""
+        if self.phones is None:
+            return self.gate_lookahead_hops
+        phones = self.phones.config.settle_hops + self.mix.lead_hops + self.mix.radius_hops + 2
+        return max(self.gate_lookahead_hops, phones)
 
     @property
     def lookahead_ms(self) -> float:
@@ -188,14 +199,13 @@ class LipTracker(MouthTracker):
     ``LipNet``'s lookahead (60 ms); the rig's tracker is unchanged."""
 
     def __init__(self, drive: LipDrive) -> None:
-        look = gate_look = max(drive.lips.config.lookahead_hops, drive.config.lookahead_hops)
         self._phones: PhoneStream | None = drive.phones.stream() if drive.phones is not None else None
         self._mix = drive.mix
-        if drive.phones is not None:
-            # + 2: the level analysis's window ends a hop or two after the phones' last sample
-            look = max(look, drive.phones.config.settle_hops + drive.mix.lead_hops + drive.mix.radius_hops + 2)
-        super().__init__(vad=drive.vad, shape=drive.shape, config=replace(drive.config, estimator="hybrid", lookahead_hops=look))
-        self._gate_look = gate_look  # the mouth opens with the voice, not as far ahead as the phones look
+        super().__init__(
+            vad=drive.vad, shape=drive.shape,
+            config=replace(drive.config, estimator="hybrid", lookahead_hops=drive.lookahead_hops),
+        )
+        self._gate_look = drive.gate_lookahead_hops  # the mouth opens with the voice, not as far ahead as the phones look
         self._lips = drive.lips
         self._lip_past = [np.zeros(drive.lips.config.n_mels + 1, np.float32)] * drive.lips.config.context_hops
         self._kernel = drive.mix.kernel()
