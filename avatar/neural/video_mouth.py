@@ -221,7 +221,8 @@ class VideoMouths:
         self.device = pick_device(self.config.device)
         self.scheduler = FrameScheduler({}, max_batch=self.config.max_batch, gather_s=self.config.gather_ms / 1000.0).start()
         self._keys: dict[Path, str] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the counters and the keys: held for moments only
+        self._loading = threading.Lock()  # one model loaded at a time (seconds), never under _lock
         self._loader = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="talkie-video-load")
         self.painted = 0
         self.painted_alone = 0  # mouths whose batch did not come in time: the card painted them
@@ -230,8 +231,9 @@ class VideoMouths:
         """The scheduler's key for the model at ``model_path``, loading it the first time
         (blocking: a file read, and the package's load; run it off the event loop)."""
         path = Path(model_path).resolve()
-        with self._lock:
-            found = self._keys.get(path)
+        with self._loading:
+            with self._lock:
+                found = self._keys.get(path)
             if found is not None:
                 return found
             model, _ = load_video_model(path)
@@ -242,9 +244,11 @@ class VideoMouths:
                 from accel.device import pick_dtype, prepare_for_inference
 
                 runner = prepare_for_inference(model, device=self.device, dtype=pick_dtype(self.device))
-            key = f"video{len(self._keys)}"
+            with self._lock:
+                key = f"video{len(self._keys)}"
             self.scheduler.add_runner(key, facegen_runner(runner, steps=self.config.steps, compose=False))
-            self._keys[path] = key
+            with self._lock:
+                self._keys[path] = key
             return key
 
     def key_soon(self, model_path: str | Path) -> concurrent.futures.Future[str]:
