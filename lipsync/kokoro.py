@@ -9,9 +9,13 @@ Where the files come from (nothing is downloaded at run time):
 
 Timing: the graph computes one duration per input token, in units of 600 samples (25 ms at
 24 kHz), and the audio it returns is exactly their sum times 600. The tensor
-(``/encoder/Clip_output_0``) is internal; ``lipsync.onnx_edit`` adds it to the graph's outputs.
+(``/encoder/Clip_output_0``) is internal; ``lipsync.kokoro_graph`` adds it to the graph's outputs.
 
-Cost: the decoder is 95% of the time and runs in proportion to the audio it makes. The start
+Speed: by default the vocoder's convolutions are rebuilt as static int8 (``lipsync.kokoro_graph``),
+which more than halves a call's time; ``KokoroConfig(convolutions="shipped")`` runs the graph as
+it comes.
+
+Cost (as shipped): the decoder is 95% of the time and runs in proportion to the audio it makes. The start
 pad token alone is given 14-19 frames (0.35-0.48 s) of audio, the end pad and final pause
 more: a one-phoneme call makes about 0.78 s of (mostly silent) audio, which is the ~0.45 s
 "fixed cost per call" on one core. Shortening the pad's duration does not help: the decoder's
@@ -20,6 +24,8 @@ first ~11 frames come out silent whatever they hold, so the first phoneme would 
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import hashlib
 import importlib.resources
 import logging
@@ -32,7 +38,13 @@ from pathlib import Path
 
 import numpy as np
 
-from lipsync.onnx_edit import OnnxEditError, add_output
+from lipsync.kokoro_graph import (
+    DEFAULT_CALIBRATION,
+    GraphEditError,
+    KokoroCalibration,
+    add_outputs,
+    rewrite,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -107,6 +119,9 @@ VOCAB: dict[str, int] = {
 }
 
 
+CONVOLUTIONS = ("static-int8", "shipped")
+
+
 class NaturalVoiceError(RuntimeError):
     """The natural voice cannot be used: its model or voice files are missing or damaged."""
 
@@ -130,6 +145,8 @@ class KokoroConfig:
 
     ``model_path``: an already joined ``kokoro-v1.0.int8.onnx`` to use instead of the four
     part packages (it is checked against ``model_sha256`` all the same).
+    ``convolutions``: ``"static-int8"`` rebuilds the vocoder's convolutions with the ranges in
+    ``calibration_path`` (``lipsync.kokoro_graph``); ``"shipped"`` runs the graph as it comes.
     """
 
     threads: int = 2
@@ -137,10 +154,14 @@ class KokoroConfig:
     model_path: str | None = None
     model_parts: tuple[str, ...] = MODEL_PARTS
     model_sha256: str = MODEL_SHA256
+    convolutions: str = "static-int8"
+    calibration_path: str | None = None  # None: DEFAULT_CALIBRATION
 
     def __post_init__(self) -> None:
         if not 1 <= self.threads <= 64:
             raise ValueError(f"kokoro threads must be 1..64, got {self.threads}")
+        if self.convolutions not in CONVOLUTIONS:
+            raise ValueError(f"kokoro convolutions must be one of {', '.join(CONVOLUTIONS)}, got {self.convolutions!r}")
 
     @property
     def voices_path(self) -> Path:
@@ -197,6 +218,16 @@ def read_voice(voices_dir: Path, voice_id: str) -> np.ndarray:
     return np.frombuffer(blob, dtype="<f4").reshape(MAX_PHONEME_TOKENS, STYLE_DIM).copy()
 
 
+def _return_freed_heap() -> None:
+    """Give back to the system the heap that parsing and rebuilding the graph left free: glibc
+    keeps it otherwise (a process holds ~0.7 GB after a load instead of ~0.35 GB)."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        pass
+
+
 def voice_parts(voice_id: str) -> tuple[str, ...]:
     """The voices a voice id names: ``"af_bella"`` or a blend of equal parts ``"af_bella+af_sky"``."""
     parts = tuple(voice_id.split("+"))
@@ -218,10 +249,7 @@ class KokoroModel:
         self.config = config or KokoroConfig()
         started = time.perf_counter()
         blob = read_model(self.config)
-        try:
-            model = add_output(blob, _DURATIONS_TENSOR)
-        except OnnxEditError as exc:
-            raise ModelCorruptError(f"the Kokoro model has no duration tensor: {exc}") from None
+        model, self.convolutions = self._graph(blob)
         del blob
         options = ort.SessionOptions()
         options.intra_op_num_threads = self.config.threads
@@ -234,12 +262,41 @@ class KokoroModel:
             self._session = ort.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
             raise ModelCorruptError(f"onnxruntime cannot load the Kokoro model: {exc}") from None
+        del model
+        _return_freed_heap()
         self._voices: dict[str, np.ndarray] = {}
         self._voices_lock = threading.Lock()
         # The first run allocates the arena and tunes kernels (~0.5 s more than later runs).
         self.voice("af_heart")
         self.infer([VOCAB["ə"]], voice_id="af_heart")
         self.load_s = time.perf_counter() - started
+
+    def _graph(self, blob: bytes) -> tuple[bytes, str]:
+        """The graph to run (serialised) and which convolutions it has: static int8 unless asked
+        otherwise or its calibration is missing or for another model (said once, in the log)."""
+        import onnx
+
+        try:
+            proto = onnx.load_from_string(blob)
+        except Exception as exc:  # protobuf's DecodeError and friends
+            raise ModelCorruptError(f"the Kokoro model cannot be parsed: {exc}") from None
+        convolutions = self.config.convolutions
+        if convolutions == "static-int8":
+            path = Path(self.config.calibration_path) if self.config.calibration_path else DEFAULT_CALIBRATION
+            try:
+                calibration = KokoroCalibration.load(path)
+                if calibration.model_sha256 != self.config.model_sha256:
+                    raise GraphEditError(f"{path} was measured on another model ({calibration.model_sha256[:12]}…)")
+                rewrite(proto, calibration)
+            except GraphEditError as exc:
+                logger.warning("the natural voice runs its shipped (slower) convolutions: %s", exc)
+                proto = onnx.load_from_string(blob)
+                convolutions = "shipped"
+        try:
+            add_outputs(proto, [_DURATIONS_TENSOR])
+        except GraphEditError as exc:
+            raise ModelCorruptError(f"the Kokoro model has no duration tensor: {exc}") from None
+        return proto.SerializeToString(), convolutions
 
     def voice(self, voice_id: str) -> np.ndarray:
         """The style table (510, 256) of a voice or an equal blend of voices (loaded once)."""

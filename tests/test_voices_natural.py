@@ -27,9 +27,10 @@ from lipsync.kokoro import (
     read_model,
     read_voice,
 )
+from lipsync.kokoro_calibrate import log_mel
+from lipsync.kokoro_graph import GraphEditError, KokoroCalibration, add_outputs
 from lipsync.mouth_track import MouthTrackConfig
 from lipsync.natural import NaturalConfig, Turns, line_calls, phoneme_events
-from lipsync.onnx_edit import OnnxEditError, add_output
 from lipsync.phonemes import visemes_for_phoneme
 from lipsync.speech import SpeechEngine
 from lipsync.streaming import StreamingUtterance
@@ -209,8 +210,15 @@ def test_a_corrupt_model_or_voice_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "af_heart.bin").write_bytes(b"\0" * 1000)
     with pytest.raises(ModelCorruptError, match="af_heart.bin is damaged"):
         read_voice(tmp_path, "af_heart")
-    with pytest.raises(OnnxEditError, match="no ONNX graph"):
-        add_output(b"\x08\x07", "/encoder/Clip_output_0")
+    import onnx
+
+    with pytest.raises(GraphEditError, match="no tensor named '/encoder/Clip_output_0'"):
+        add_outputs(onnx.ModelProto(), ["/encoder/Clip_output_0"])
+    (tmp_path / "calibration.safetensors").write_bytes(b"not a calibration")
+    with pytest.raises(GraphEditError, match="cannot be read"):
+        KokoroCalibration.load(tmp_path / "calibration.safetensors")
+    with pytest.raises(GraphEditError, match="is missing"):
+        KokoroCalibration.load(tmp_path / "none.safetensors")
 
 
 def test_espeak_switch_never_loads_the_model() -> None:
@@ -420,3 +428,29 @@ def test_a_damaged_voice_file_speaks_espeak_and_says_so_once(
     assert engine.say("Hi.", MAYA).backend == "kokoro"
     warnings = [r.getMessage() for r in caplog.records if "am_puck" in r.getMessage()]
     assert len(warnings) == 1 and "damaged" in warnings[0]
+
+
+@pytest.mark.slow
+def test_static_int8_convolutions_keep_the_shipped_voice_and_timing(natural: SpeechEngine, tmp_path: Path, caplog) -> None:
+    from lipsync.kokoro import KokoroModel
+
+    voices = natural.natural()
+    assert voices is not None and voices.model.convolutions == "static-int8"
+    shipped = KokoroModel(KokoroConfig(convolutions="shipped"))
+    assert shipped.convolutions == "shipped"
+    for text, voice in (("Where were you last night? I waited for hours.", "af_heart"), ("Bob brought me maps.", "bm_george")):
+        tokens = [VOCAB[ch] for ch in " ".join(c.phonemes for c in voices.phonemizer.clauses(text, "en-us")) if ch in VOCAB]
+        fast, fast_frames = voices.model.infer(tokens, voice_id=voice)
+        slow, slow_frames = shipped.infer(tokens, voice_id=voice)
+        assert np.array_equal(fast_frames, slow_frames)  # the same timing, token for token
+        a, b = log_mel(fast), log_mel(slow)
+        loud = b > b.max() - 60
+        assert np.abs(a - b)[loud].mean() < 2.5  # dB; the two differ from float by ~1.0 and ~1.3
+        assert abs(float(np.sqrt(np.mean(fast**2))) / float(np.sqrt(np.mean(slow**2))) - 1) < 0.15
+    # A calibration measured on another model is refused, said in the log, and the shipped graph runs.
+    calibration = KokoroCalibration.load()
+    KokoroCalibration(model_sha256="0" * 64, convs=calibration.convs).save(tmp_path / "other.safetensors")
+    with caplog.at_level(logging.WARNING):
+        other = KokoroModel(KokoroConfig(calibration_path=str(tmp_path / "other.safetensors")))
+    assert other.convolutions == "shipped"
+    assert any("measured on another model" in r.getMessage() for r in caplog.records)

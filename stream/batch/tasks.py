@@ -23,11 +23,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import cast
 
-from lipsync.speech import SpeechEngine
 from lipsync.timebase import SAMPLES_PER_FRAME
 from stream.export.jobs import ExportConfig, export_timeline
 from stream.export.stitch import Timeline
-from stream.record.offline import RenderConfig, ScenePlan, perform
+from stream.record.offline import RenderConfig, ScenePlan, offline_speech, perform
 from stream.record.script_takes import write_take
 from stream.record.stages import NullTimer
 from stream.store import Segment, Store, Take, TakeLine, TakeShot
@@ -166,7 +165,7 @@ def render_scene(task: RenderTask) -> RenderedTake:
     writer = SegmentWriter(cast(Store, _MediaOnlyStore(data_dir, index)), task.take)
     timer = NullTimer()
     try:
-        timeline = perform(task.plan, SpeechEngine(), config=task.config, timer=timer)
+        timeline = perform(task.plan, offline_speech(), config=task.config, timer=timer)
         take = write_take(writer, [(task.plan, timeline)], config=task.config, timer=timer)
     except BaseException:
         writer.abort(note="render failed")

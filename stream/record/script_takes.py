@@ -14,6 +14,7 @@ from lipsync.timeline import SceneTimeline
 from stream.record.offline import (
     RenderConfig,
     ScenePlan,
+    offline_speech,
     perform,
     plan_scenes,
     render_frames,
@@ -96,7 +97,7 @@ def record_script(
     if not plans:
         raise ScriptError("the script has no scene with dialogue")
     keep_characters(catalog, series_id, {s.name: s for p in plans for s in p.cast}.values())
-    speech = speech or SpeechEngine(voice_backend="espeak" if config.voice_backend == "espeak" else None)
+    speech = speech or offline_speech("espeak" if config.voice_backend == "espeak" else None)
     timer = NullTimer()
     performed = [(plan, perform(plan, speech, config=config, timer=timer)) for plan in plans]
     groups = [[p] for p in performed] if episode_id is not None else [performed]

@@ -14,7 +14,7 @@ from lipsync.natural import NaturalConfig
 from lipsync.script import Script, parse_script
 from lipsync.speech import SpeechEngine
 from lipsync.timebase import SAMPLE_RATE_HZ, samples_to_seconds
-from stream.record.offline import RenderConfig, render_script
+from stream.record.offline import RenderConfig, offline_speech, render_script
 from stream.record.stages import StageTimer
 
 _DIALOGUE = (
@@ -63,8 +63,8 @@ def bench_render(
     ``voice_backend``: "natural" (the cast's Kokoro voices, the render default) or "espeak"."""
     # No chunk cache unless ``speech`` brings one: the scene repeats its dialogue, and a render
     # should pay for every line it speaks (``bench voice`` also times a cached re-render).
-    speech = speech or SpeechEngine(
-        voice_backend="espeak" if voice_backend == "espeak" else "natural", natural_config=NaturalConfig(cache_audio_s=0)
+    speech = speech or offline_speech(
+        "espeak" if voice_backend == "espeak" else "natural", natural_config=NaturalConfig(cache_audio_s=0)
     )
     speech.warm_up()  # the model's load is a once-per-process cost, reported by `bench voice`
     script = bench_script(seconds, speech)

@@ -3,7 +3,8 @@
 - load: seconds to rebuild, check and load the model (first run included), and the process's
   resident memory before and after;
 - real-time factor (compute seconds per second of speech, lower is faster) of each backend at
-  1 and 2 threads over the same lines, and the fixed cost of one call (a one-phoneme call: its
+  1 and 2 threads over the same lines (the natural voice with its convolutions rebuilt as static
+  int8, the default, and as shipped, and the ratio of the two), and the fixed cost of one call (a one-phoneme call: its
   compute and the audio the model makes for it, pads included);
 - live: line received → first frame with its sound handed on (the frame composed after the line
   started), p50/p95 over lines said one at a time, natural and espeak-ng;
@@ -59,15 +60,16 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def _rtf_natural(threads: int, voice: VoiceSpec) -> dict[str, Any]:
+def _rtf_natural(threads: int, voice: VoiceSpec, convolutions: str = "static-int8") -> dict[str, Any]:
     """Load, real-time factor and the cost of one call, in wall seconds and in CPU seconds (the
-    process's, all threads: what an idle machine would need; this one is shared)."""
+    process's, all threads: what an idle machine would need; this one is shared), with the
+    vocoder's convolutions rebuilt as static int8 (the default) or as shipped."""
     from lipsync.g2p import Phonemizer
     from lipsync.natural import NaturalConfig, NaturalVoices
 
     before = _rss_mb()
     t0 = time.perf_counter()
-    model = KokoroModel(KokoroConfig(threads=threads))
+    model = KokoroModel(KokoroConfig(threads=threads, convolutions=convolutions))
     load_s = time.perf_counter() - t0
     after = _rss_mb()
     voices = NaturalVoices(model=model, phonemizer=Phonemizer(espeak=Espeak()), config=NaturalConfig(cache_audio_s=0))
@@ -94,6 +96,7 @@ def _rtf_natural(threads: int, voice: VoiceSpec) -> dict[str, Any]:
     cpu_fit = np.polyfit(audio_s, [c[4] for c in calls], 1)  # (per audio second, fixed)
     return {
         "threads": threads,
+        "convolutions": model.convolutions,
         "load_s": round(load_s, 2),
         "rss_mb_before_after_load": [round(before), round(after)],
         "realtime_factor_wall": round(wall / audio, 3),
@@ -104,7 +107,7 @@ def _rtf_natural(threads: int, voice: VoiceSpec) -> dict[str, Any]:
             for n, a, p, w, c in calls
         ],
         "cpu_s_fit": {"fixed_s": round(float(cpu_fit[1]), 3), "per_audio_s": round(float(cpu_fit[0]), 3)},
-    } | ({"offline_lines": _offline_lines(voices, voice)} if threads == 2 else {})
+    } | ({"offline_lines": _offline_lines(voices, voice)} if threads == 2 and convolutions == "static-int8" else {})
 
 
 def _offline_lines(voices: Any, voice: VoiceSpec) -> dict[str, Any]:
@@ -273,7 +276,12 @@ def bench_voice(*, lines: int = 10, render_seconds: float = 60.0) -> dict[str, A
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
     }
     report["espeak"] = _rtf_espeak()
-    report["natural"] = [_rtf_natural(1, voice), _rtf_natural(2, voice)]
+    report["natural"] = [_rtf_natural(t, voice, c) for c in ("static-int8", "shipped") for t in (1, 2)]
+    rtf = {(r["convolutions"], r["threads"]): r["realtime_factor_cpu"] for r in report["natural"]}
+    report["static_int8_speedup_cpu"] = {
+        f"{t}_threads": round(rtf[("shipped", t)] / rtf[("static-int8", t)], 2)
+        for t in (1, 2) if ("shipped", t) in rtf and ("static-int8", t) in rtf
+    }
     speech = SpeechEngine(voice_backend="natural")
     speech.warm_up()
     report["live_first_frame_natural"] = _live_latency(speech, espeak=False, n_lines=lines)
@@ -281,8 +289,9 @@ def bench_voice(*, lines: int = 10, render_seconds: float = 60.0) -> dict[str, A
     report["pasted_script_natural"] = _script(speech)
     if render_seconds > 0:
         from lipsync.natural import NaturalConfig
+        from stream.record.offline import offline_speech
 
-        cold = SpeechEngine(voice_backend="natural", natural_config=NaturalConfig(cache_audio_s=0))
+        cold = offline_speech("natural", natural_config=NaturalConfig(cache_audio_s=0))
         report["render_natural"] = bench_render(seconds=render_seconds, speech=cold, voice_backend="natural")
         del cold
         # `speech` keeps spoken chunks: bench_render speaks the script once to size it, so its

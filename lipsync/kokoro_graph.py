@@ -1,0 +1,311 @@
+"""The Kokoro graph as talkie runs it: the durations exposed, the vocoder's convolutions static int8.
+
+The shipped model (``kokoro-v1.0.int8.onnx``) is dynamically quantized: before each of its 87
+convolutions, ``DynamicQuantizeLinear`` measures the activations, and ``ConvInteger`` multiplies
+uint8 by uint8. onnxruntime has no fast kernel for that pair: on this project's 2-core CPU a
+128-channel convolution over 5 s of audio takes 63-73 ms as ``ConvInteger``, 83 ms as a float
+``Conv`` and 21 ms as ``QLinearConv`` (uint8 activations times int8 weights, the symmetric kernels
+that use the CPU's int8 dot products). The vocoder's 48 convolutions at the two top rates
+(``generator/resblocks.*`` and ``generator/noise_res.*``) are ~68% of a call.
+
+``rewrite`` therefore rebuilds each shipped convolution from its own integer weights:
+
+- the 48 generator convolutions become ``QuantizeLinear -> DequantizeLinear -> Conv ->
+  QuantizeLinear -> DequantizeLinear``, which onnxruntime fuses into ``QLinearConv``. Weights are
+  int8 per output channel; activations use fixed ranges measured once on this project's own lines
+  (``KokoroCalibration``). An output channel is divided by its own typical size before the uint8
+  rounding and multiplied back after it (a ``Mul``), so quiet channels keep their precision:
+  without this, output rounding alone cost more than the shipped model's dynamic rounding;
+- the other 39 (text encoder, prosody, the decoder's 40-80 Hz blocks: ~3% of a call) become float
+  ``Conv`` with the same weights, which is exact where the shipped graph rounded.
+
+Measured in one run on held-out lines and voices (``python -m lipsync.kokoro_calibrate --check``):
+mean log-mel distance to the same model in float is smaller than the shipped graph's, the
+durations are identical, and a call takes less than half the time.
+
+Edits use the ``onnx`` package (<1.23: newer releases want protobuf 5+, which mediapipe's code
+cannot use).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_CALIBRATION = Path(__file__).resolve().parent / "weights" / "kokoro_int8_calibration.safetensors"
+STATIC_CONVS = ("/decoder/decoder/generator/resblocks.", "/decoder/decoder/generator/noise_res.")
+
+
+class GraphEditError(ValueError):
+    """The model is not the graph these edits understand (or its calibration is for another model)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConvChain:
+    """One shipped dynamic-int8 convolution: ``DynamicQuantizeLinear(x) -> ConvInteger -> [+ bias]
+    -> Cast -> Mul(scale)``, with everything needed to rebuild it."""
+
+    name: str  # the ConvInteger node's name, e.g. ".../resblocks.3/convs1.0/Conv_quant"
+    x: str  # its float input
+    y: str  # its float output (the final Mul's)
+    weight: np.ndarray  # float32 (out, in, k): the shipped uint8 weights, dequantized
+    bias: np.ndarray | None
+    attributes: tuple  # the ConvInteger's AttributeProtos (kernel, pads, dilations, group, strides)
+    replaced: tuple  # the nodes that go: ConvInteger, [Add], Cast, Mul
+
+    @property
+    def static(self) -> bool:
+        return self.name.startswith(STATIC_CONVS)
+
+
+@dataclass(frozen=True, slots=True)
+class ConvRanges:
+    """A static convolution's fixed activation ranges: its input's (lo, hi), and each output
+    channel's typical magnitude (the 99.99th percentile of |y| over the calibration lines)."""
+
+    x_lo: float
+    x_hi: float
+    y_channel: np.ndarray  # float32 (out,)
+
+
+@dataclass(frozen=True, slots=True)
+class KokoroCalibration:
+    model_sha256: str
+    convs: dict[str, ConvRanges]
+
+    def save(self, path: Path) -> None:
+        from safetensors.numpy import save_file
+
+        tensors: dict[str, np.ndarray] = {}
+        for name, r in self.convs.items():
+            tensors[f"{name}:x_range"] = np.array([r.x_lo, r.x_hi], np.float32)
+            tensors[f"{name}:y_channel"] = r.y_channel.astype(np.float32)
+        save_file(tensors, str(path), metadata={"model_sha256": self.model_sha256})
+
+    @classmethod
+    def load(cls, path: Path = DEFAULT_CALIBRATION) -> KokoroCalibration:
+        from safetensors import safe_open
+
+        if not path.is_file():
+            raise GraphEditError(f"the Kokoro calibration {path} is missing (python -m lipsync.kokoro_calibrate writes it)")
+        try:
+            with safe_open(str(path), framework="numpy") as f:
+                sha = (f.metadata() or {}).get("model_sha256", "")
+                keys = list(f.keys())
+                arrays = {k: f.get_tensor(k) for k in keys}
+        except Exception as exc:  # safetensors raises its own error types
+            raise GraphEditError(f"the Kokoro calibration {path} cannot be read: {exc}") from None
+        convs: dict[str, ConvRanges] = {}
+        for key in keys:
+            if key.endswith(":x_range"):
+                name = key[: -len(":x_range")]
+                lo, hi = (float(v) for v in arrays[key])
+                channel = arrays.get(f"{name}:y_channel")
+                if channel is None or not lo <= 0.0 <= hi or lo == hi or not np.all(channel > 0):
+                    raise GraphEditError(f"the Kokoro calibration {path} has a bad entry for {name}")
+                convs[name] = ConvRanges(lo, hi, channel.astype(np.float32))
+        return cls(model_sha256=sha, convs=convs)
+
+
+def _array(init: dict, name: str) -> np.ndarray:
+    from onnx import numpy_helper
+
+    return numpy_helper.to_array(init[name])
+
+
+def find_chains(model) -> list[ConvChain]:
+    """Every dynamic-int8 convolution of the shipped graph, in graph order."""
+    graph = model.graph
+    init = {i.name: i for i in graph.initializer}
+    producer = {out: node for node in graph.node for out in node.output}
+    consumers: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+
+    def only(name: str, op: str | tuple[str, ...]):
+        nodes = consumers.get(name, [])
+        if len(nodes) != 1 or nodes[0].op_type not in ((op,) if isinstance(op, str) else op):
+            raise GraphEditError(f"{name} does not lead to one {op} node")
+        return nodes[0]
+
+    chains: list[ConvChain] = []
+    for node in graph.node:
+        if node.op_type != "ConvInteger":
+            continue
+        quantize = producer.get(node.input[0])
+        if quantize is None or quantize.op_type != "DynamicQuantizeLinear" or node.input[1] not in init:
+            raise GraphEditError(f"{node.name} is not fed by DynamicQuantizeLinear and a constant weight")
+        first = only(node.output[0], ("Add", "Cast"))
+        add = first if first.op_type == "Add" else None
+        cast = only(add.output[0], "Cast") if add is not None else first
+        mul = only(cast.output[0], "Mul")
+        scale_node = producer.get(mul.input[1])
+        scales = [i for i in (scale_node.input if scale_node is not None else ()) if i in init]
+        if len(scales) != 1:
+            raise GraphEditError(f"{node.name}: cannot find its weight scale")
+        weight_scale = float(_array(init, scales[0]))
+        zero = float(_array(init, node.input[3])) if len(node.input) > 3 and node.input[3] else 0.0
+        weight = (_array(init, node.input[1]).astype(np.float32) - zero) * weight_scale
+        bias = None
+        if add is not None:  # bias chain: bias / scale -> Floor -> Cast -> Reshape -> Add
+            step = producer.get(add.input[1])
+            for _ in range(3):
+                step = producer.get(step.input[0]) if step is not None else None
+            if step is None or step.op_type != "Div" or step.input[0] not in init:
+                raise GraphEditError(f"{node.name}: cannot find its bias")
+            bias = _array(init, step.input[0]).astype(np.float32)
+        chains.append(
+            ConvChain(
+                name=node.name,
+                x=quantize.input[0],
+                y=mul.output[0],
+                weight=weight,
+                bias=bias,
+                attributes=tuple(node.attribute),
+                replaced=tuple(n for n in (node, add, cast, mul) if n is not None),
+            )
+        )
+    return chains
+
+
+def _float_conv(chain: ConvChain, x: str, y: str) -> tuple[list, list]:
+    from onnx import helper, numpy_helper
+
+    inits = [numpy_helper.from_array(chain.weight, f"{chain.name}/float_weight")]
+    inputs = [x, f"{chain.name}/float_weight"]
+    if chain.bias is not None:
+        inits.append(numpy_helper.from_array(chain.bias, f"{chain.name}/float_bias"))
+        inputs.append(f"{chain.name}/float_bias")
+    conv = helper.make_node("Conv", inputs, [y], name=f"{chain.name}/float")
+    conv.attribute.extend(chain.attributes)
+    return [conv], inits
+
+
+def _static_conv(chain: ConvChain, ranges: ConvRanges) -> tuple[list, list]:
+    """Q -> DQ -> Conv(DQ(int8 weight), DQ(int32 bias)) -> Q -> DQ -> Mul(channel sizes)."""
+    from onnx import helper, numpy_helper
+
+    p = chain.name
+    out_channels = chain.weight.shape[0]
+    if ranges.y_channel.shape != (out_channels,):
+        raise GraphEditError(f"the calibration of {p} has {ranges.y_channel.shape[0]} channels, the model {out_channels}")
+    x_scale = np.float32((ranges.x_hi - ranges.x_lo) / 255.0)
+    x_zero = np.uint8(np.clip(round(-ranges.x_lo / float(x_scale)), 0, 255))
+    channel = ranges.y_channel.reshape(-1, *[1] * (chain.weight.ndim - 1))
+    weight = chain.weight / channel  # each output channel comes out at about unit size
+    w_scale = np.abs(weight).reshape(out_channels, -1).max(axis=1).astype(np.float64) / 127.0
+    if chain.bias is not None:  # a channel of near-zero weights still needs its bias in int32
+        w_scale = np.maximum(w_scale, np.abs(chain.bias / ranges.y_channel) / (float(x_scale) * 2.0**30))
+    w_scale = np.maximum(w_scale, 1e-12).astype(np.float32)
+    w_int = np.clip(np.rint(weight / w_scale.reshape(channel.shape)), -127, 127).astype(np.int8)
+    y_scale, y_zero = np.float32(2.0 / 255.0), np.uint8(128)  # [-1, 1] after the channel division
+    inits = [
+        numpy_helper.from_array(np.array(x_scale), f"{p}/x_scale"),
+        numpy_helper.from_array(np.array(x_zero), f"{p}/x_zero"),
+        numpy_helper.from_array(w_int, f"{p}/w_int8"),
+        numpy_helper.from_array(w_scale, f"{p}/w_scale"),
+        numpy_helper.from_array(np.zeros(out_channels, np.int8), f"{p}/w_zero"),
+        numpy_helper.from_array(np.array(y_scale), f"{p}/y_scale"),
+        numpy_helper.from_array(np.array(y_zero), f"{p}/y_zero"),
+        numpy_helper.from_array(ranges.y_channel.reshape(1, -1, *[1] * (chain.weight.ndim - 2)), f"{p}/y_channel"),
+    ]
+    nodes = [
+        helper.make_node("QuantizeLinear", [chain.x, f"{p}/x_scale", f"{p}/x_zero"], [f"{p}/xq"]),
+        helper.make_node("DequantizeLinear", [f"{p}/xq", f"{p}/x_scale", f"{p}/x_zero"], [f"{p}/xd"]),
+        helper.make_node("DequantizeLinear", [f"{p}/w_int8", f"{p}/w_scale", f"{p}/w_zero"], [f"{p}/wd"], axis=0),
+    ]
+    conv_inputs = [f"{p}/xd", f"{p}/wd"]
+    if chain.bias is not None:
+        b_scale = (x_scale * w_scale).astype(np.float32)
+        b_int = np.rint(chain.bias.astype(np.float64) / ranges.y_channel / b_scale).astype(np.int32)
+        inits += [
+            numpy_helper.from_array(b_int, f"{p}/b_int32"),
+            numpy_helper.from_array(b_scale, f"{p}/b_scale"),
+            numpy_helper.from_array(np.zeros(out_channels, np.int32), f"{p}/b_zero"),
+        ]
+        nodes.append(helper.make_node("DequantizeLinear", [f"{p}/b_int32", f"{p}/b_scale", f"{p}/b_zero"], [f"{p}/bd"], axis=0))
+        conv_inputs.append(f"{p}/bd")
+    conv = helper.make_node("Conv", conv_inputs, [f"{p}/yc"], name=f"{p}/static")
+    conv.attribute.extend(chain.attributes)
+    nodes += [
+        conv,
+        helper.make_node("QuantizeLinear", [f"{p}/yc", f"{p}/y_scale", f"{p}/y_zero"], [f"{p}/yq"]),
+        helper.make_node("DequantizeLinear", [f"{p}/yq", f"{p}/y_scale", f"{p}/y_zero"], [f"{p}/yd"]),
+        helper.make_node("Mul", [f"{p}/yd", f"{p}/y_channel"], [chain.y]),
+    ]
+    return nodes, inits
+
+
+def _prune(model) -> None:
+    """Drop nodes whose outputs nothing reads, then initializers nothing reads."""
+    graph = model.graph
+    wanted = {o.name for o in graph.output}
+    while True:
+        used = set(wanted)
+        for node in graph.node:
+            used.update(node.input)
+        keep = [n for n in graph.node if any(o in used for o in n.output)]
+        if len(keep) == len(graph.node):
+            break
+        del graph.node[:]
+        graph.node.extend(keep)
+    used = set(wanted)
+    for node in graph.node:
+        used.update(node.input)
+    kept = [i for i in graph.initializer if i.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+
+
+def add_outputs(model, names: Iterable[str]) -> None:
+    """Expose internal float tensors as extra graph outputs (the durations, calibration probes)."""
+    from onnx import TensorProto, helper
+
+    have = {o.name for o in model.graph.output}
+    produced = {out for node in model.graph.node for out in node.output}
+    for name in names:
+        if name not in produced:
+            raise GraphEditError(f"the model computes no tensor named {name!r}")
+        if name not in have:
+            model.graph.output.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, None))
+
+
+def rewrite(model, calibration: KokoroCalibration | None, *, float_others: bool = True) -> None:
+    """Rebuild the shipped convolutions in place: the generator's as static int8 (``calibration``)
+    and the rest as float; with ``calibration=None`` every one becomes float (for calibrating)."""
+    chains = find_chains(model)
+    if not chains:
+        raise GraphEditError("the model has no dynamic-int8 convolutions to rebuild")
+    if calibration is not None:
+        missing = [c.name for c in chains if c.static and c.name not in calibration.convs]
+        if missing:
+            raise GraphEditError(f"the calibration lacks {len(missing)} convolutions, e.g. {missing[0]}")
+    graph = model.graph
+    if calibration is not None and not float_others:
+        chains = [c for c in chains if c.static]
+    by_first = {id(c.replaced[0]): c for c in chains}
+    dropped = {id(n) for c in chains for n in c.replaced}
+    nodes: list = []
+    for node in graph.node:
+        chain = by_first.get(id(node))
+        if chain is not None:
+            if calibration is not None and chain.static:
+                new, inits = _static_conv(chain, calibration.convs[chain.name])
+            else:
+                new, inits = _float_conv(chain, chain.x, chain.y)
+            nodes.extend(new)
+            graph.initializer.extend(inits)
+        elif id(node) not in dropped:
+            nodes.append(node)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    _prune(model)
+
+
+def model_sha256(blob: bytes) -> str:
+    return hashlib.sha256(blob).hexdigest()
