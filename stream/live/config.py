@@ -30,7 +30,8 @@ class LiveConfig:
     max_characters: int = 4
     backend: str = "rig"  # "neural": trained mouth models repaint the rig's mouths
     # Who speaks a line that does not say ("voice" in a say or script message): espeak-ng answers
-    # in ~20 ms; the natural voice takes ~0.5-0.6 s to its first sound on 2 idle CPU cores (`talkie bench voice`).
+    # in ~20 ms; the natural voice takes ~0.3-0.4 s to its first sound on 2 idle CPU cores (`talkie bench voice`),
+    # and a session speaking with it keeps ~0.3-0.4 of a core busy.
     voice: Literal["espeak", "natural"] = "espeak"
     neural_weights_dir: str | None = None  # None: the shipped lipsync/weights/neural
     # Draw this many of the session's cast (those on stage first, then the cast's order) in the

@@ -394,7 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--voice", choices=["espeak", "natural"], default="espeak",
         help="live lines that choose no voice: espeak-ng (instant) or the characters' natural voices "
-        "(~0.6 s to first sound on 2 cores)",
+        "(~0.3-0.4 s to first sound on 2 cores)",
     )
     serve.add_argument(
         "--draw-ahead", type=int, default=None, metavar="N",
