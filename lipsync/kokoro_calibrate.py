@@ -5,10 +5,12 @@
 
 Calibration runs the shipped model with every convolution rebuilt in float on twelve lines of
 this project's own (American and British English, Mandarin), each in two voices, and records for
-each generator convolution (``lipsync.kokoro_graph.STATIC_CONVS``):
+each static convolution (``lipsync.kokoro_graph.STATIC_CONVS``):
 
 - its input's range: the largest 99.9th percentile of |x| over the calls, capped at the observed
   minimum and maximum (clipping the rarest 0.1% gave a closer spectrum than the full range);
+  for the decoder's 40-80 Hz blocks, instead, each input channel's typical size (as below), the
+  scaled input's range being [-1, 1];
 - each output channel's typical size: the largest 99.99th percentile of that channel's |y|.
 
 ``--check`` speaks five other lines in three voices each (none used above), with the model in
@@ -131,9 +133,10 @@ def calibrate(blob: bytes, voices_dir: Path, *, threads: int = 2) -> KokoroCalib
         print(f"calibration line {i + 1}/{len(CALIBRATION_LINES)}", file=sys.stderr, flush=True)
     convs = {
         c.name: ConvRanges(
-            x_lo=max(lo[c.x], -x_abs[c.x]),
-            x_hi=min(hi[c.x], x_abs[c.x]),
+            x_lo=-1.0 if c.scales_inputs else max(lo[c.x], -x_abs[c.x]),
+            x_hi=1.0 if c.scales_inputs else min(hi[c.x], x_abs[c.x]),
             y_channel=np.maximum(y_channel[c.y], 1e-6).astype(np.float32),
+            x_channel=np.maximum(y_channel[c.x], 1e-6).astype(np.float32) if c.scales_inputs else None,
         )
         for c in chains
     }

@@ -6,18 +6,21 @@ uint8 by uint8. onnxruntime has no fast kernel for that pair: on this project's 
 128-channel convolution over 5 s of audio takes 63-73 ms as ``ConvInteger``, 83 ms as a float
 ``Conv`` and 21 ms as ``QLinearConv`` (uint8 activations times int8 weights, the symmetric kernels
 that use the CPU's int8 dot products). The vocoder's 48 convolutions at the two top rates
-(``generator/resblocks.*`` and ``generator/noise_res.*``) are ~68% of a call.
+(``generator/resblocks.*`` and ``generator/noise_res.*``) are ~68% of a call, the decoder's 16
+at 40-80 Hz (``encode``, ``decode.*``, ``asr_res``) most of the rest.
 
 ``rewrite`` therefore rebuilds each shipped convolution from its own integer weights:
 
-- the 48 generator convolutions become ``QuantizeLinear -> DequantizeLinear -> Conv ->
+- those 64 convolutions become ``QuantizeLinear -> DequantizeLinear -> Conv ->
   QuantizeLinear -> DequantizeLinear``, which onnxruntime fuses into ``QLinearConv``. Weights are
   int8 per output channel; activations use fixed ranges measured once on this project's own lines
   (``KokoroCalibration``). An output channel is divided by its own typical size before the uint8
   rounding and multiplied back after it (a ``Mul``), so quiet channels keep their precision:
-  without this, output rounding alone cost more than the shipped model's dynamic rounding;
-- the other 39 (text encoder, prosody, the decoder's 40-80 Hz blocks: ~3% of a call) become float
-  ``Conv`` with the same weights, which is exact where the shipped graph rounded.
+  without this, output rounding alone cost more than the shipped model's dynamic rounding. The
+  decoder's blocks also divide each input channel by its typical size (their inputs join text,
+  F0 and energy features of very different sizes), the weights taking the factor back;
+- the other 23 (text encoder, prosody predictor, the one-channel F0 and energy convolutions)
+  become float ``Conv`` with the same weights, which is exact where the shipped graph rounded.
 
 Measured in one run on held-out lines and voices (``python -m lipsync.kokoro_calibrate --check``):
 mean log-mel distance to the same model in float is smaller than the shipped graph's, the
@@ -37,7 +40,11 @@ from pathlib import Path
 import numpy as np
 
 DEFAULT_CALIBRATION = Path(__file__).resolve().parent / "weights" / "kokoro_int8_calibration.safetensors"
-STATIC_CONVS = ("/decoder/decoder/generator/resblocks.", "/decoder/decoder/generator/noise_res.")
+GENERATOR_CONVS = ("/decoder/decoder/generator/resblocks.", "/decoder/decoder/generator/noise_res.")
+# The decoder's 40-80 Hz blocks: their inputs join features of very different sizes (text, F0,
+# energy), so each input channel is scaled to unit size as well.
+DECODER_CONVS = ("/decoder/decoder/encode/", "/decoder/decoder/decode.", "/decoder/decoder/asr_res/")
+STATIC_CONVS = GENERATOR_CONVS + DECODER_CONVS
 
 
 class GraphEditError(ValueError):
@@ -61,15 +68,21 @@ class ConvChain:
     def static(self) -> bool:
         return self.name.startswith(STATIC_CONVS)
 
+    @property
+    def scales_inputs(self) -> bool:
+        return self.name.startswith(DECODER_CONVS)
+
 
 @dataclass(frozen=True, slots=True)
 class ConvRanges:
-    """A static convolution's fixed activation ranges: its input's (lo, hi), and each output
-    channel's typical magnitude (the 99.99th percentile of |y| over the calibration lines)."""
+    """A static convolution's fixed activation ranges: its input's (lo, hi), each output
+    channel's typical magnitude (the 99.99th percentile of |y| over the calibration lines) and,
+    where inputs are scaled, each input channel's (then (lo, hi) is that of the scaled input)."""
 
     x_lo: float
     x_hi: float
     y_channel: np.ndarray  # float32 (out,)
+    x_channel: np.ndarray | None = None  # float32 (in,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +97,8 @@ class KokoroCalibration:
         for name, r in self.convs.items():
             tensors[f"{name}:x_range"] = np.array([r.x_lo, r.x_hi], np.float32)
             tensors[f"{name}:y_channel"] = r.y_channel.astype(np.float32)
+            if r.x_channel is not None:
+                tensors[f"{name}:x_channel"] = r.x_channel.astype(np.float32)
         save_file(tensors, str(path), metadata={"model_sha256": self.model_sha256})
 
     @classmethod
@@ -105,9 +120,15 @@ class KokoroCalibration:
                 name = key[: -len(":x_range")]
                 lo, hi = (float(v) for v in arrays[key])
                 channel = arrays.get(f"{name}:y_channel")
-                if channel is None or not lo <= 0.0 <= hi or lo == hi or not np.all(channel > 0):
+                inputs = arrays.get(f"{name}:x_channel")
+                if (
+                    channel is None or not lo <= 0.0 <= hi or lo == hi or not np.all(channel > 0)
+                    or (inputs is not None and not np.all(inputs > 0))
+                ):
                     raise GraphEditError(f"the Kokoro calibration {path} has a bad entry for {name}")
-                convs[name] = ConvRanges(lo, hi, channel.astype(np.float32))
+                convs[name] = ConvRanges(
+                    lo, hi, channel.astype(np.float32), None if inputs is None else inputs.astype(np.float32)
+                )
         return cls(model_sha256=sha, convs=convs)
 
 
@@ -187,17 +208,30 @@ def _float_conv(chain: ConvChain, x: str, y: str) -> tuple[list, list]:
 
 
 def _static_conv(chain: ConvChain, ranges: ConvRanges) -> tuple[list, list]:
-    """Q -> DQ -> Conv(DQ(int8 weight), DQ(int32 bias)) -> Q -> DQ -> Mul(channel sizes)."""
+    """[Mul(1 / input channel sizes)] -> Q -> DQ -> Conv(DQ(int8 weight), DQ(int32 bias)) -> Q ->
+    DQ -> Mul(output channel sizes)."""
     from onnx import helper, numpy_helper
 
     p = chain.name
-    out_channels = chain.weight.shape[0]
-    if ranges.y_channel.shape != (out_channels,):
-        raise GraphEditError(f"the calibration of {p} has {ranges.y_channel.shape[0]} channels, the model {out_channels}")
+    out_channels, in_channels = chain.weight.shape[:2]
+    if ranges.y_channel.shape != (out_channels,) or (
+        ranges.x_channel is not None and ranges.x_channel.shape != (in_channels,)
+    ):
+        raise GraphEditError(f"the calibration of {p} does not match the model's {out_channels}x{in_channels} channels")
     x_scale = np.float32((ranges.x_hi - ranges.x_lo) / 255.0)
     x_zero = np.uint8(np.clip(round(-ranges.x_lo / float(x_scale)), 0, 255))
     channel = ranges.y_channel.reshape(-1, *[1] * (chain.weight.ndim - 1))
     weight = chain.weight / channel  # each output channel comes out at about unit size
+    x = chain.x
+    scaled_input: list = []
+    if ranges.x_channel is not None:  # each input channel goes in at about unit size
+        shape = (1, -1, *[1] * (chain.weight.ndim - 2))
+        weight = weight * ranges.x_channel.reshape(shape)
+        x = f"{p}/x_scaled"
+        scaled_input = [
+            numpy_helper.from_array((1.0 / ranges.x_channel).astype(np.float32).reshape(shape), f"{p}/x_channel_inv"),
+            helper.make_node("Mul", [chain.x, f"{p}/x_channel_inv"], [x]),
+        ]
     w_scale = np.abs(weight).reshape(out_channels, -1).max(axis=1).astype(np.float64) / 127.0
     if chain.bias is not None:  # a channel of near-zero weights still needs its bias in int32
         w_scale = np.maximum(w_scale, np.abs(chain.bias / ranges.y_channel) / (float(x_scale) * 2.0**30))
@@ -214,8 +248,10 @@ def _static_conv(chain: ConvChain, ranges: ConvRanges) -> tuple[list, list]:
         numpy_helper.from_array(np.array(y_zero), f"{p}/y_zero"),
         numpy_helper.from_array(ranges.y_channel.reshape(1, -1, *[1] * (chain.weight.ndim - 2)), f"{p}/y_channel"),
     ]
-    nodes = [
-        helper.make_node("QuantizeLinear", [chain.x, f"{p}/x_scale", f"{p}/x_zero"], [f"{p}/xq"]),
+    if scaled_input:
+        inits.append(scaled_input[0])
+    nodes = scaled_input[1:] + [
+        helper.make_node("QuantizeLinear", [x, f"{p}/x_scale", f"{p}/x_zero"], [f"{p}/xq"]),
         helper.make_node("DequantizeLinear", [f"{p}/xq", f"{p}/x_scale", f"{p}/x_zero"], [f"{p}/xd"]),
         helper.make_node("DequantizeLinear", [f"{p}/w_int8", f"{p}/w_scale", f"{p}/w_zero"], [f"{p}/wd"], axis=0),
     ]
