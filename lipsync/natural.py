@@ -62,7 +62,7 @@ class NaturalConfig:
     first_chunk_tokens: live, the first call speaks at most this many phoneme tokens (its first
         clause, cut at a word if longer: two or three words), so the line's first audio comes
         early; a call's cost follows the audio it makes, pads included (``lipsync.kokoro``).
-        12 against 24: live first frame p50/p95 332/418 ms against 371/499 over 30 lines, no
+        12 against 24: live first frame p50/p95 297/418 ms against 371/499 over 30 lines, no
         frame late (``talkie bench voice``'s live figures, static-int8 convolutions).
     max_chunk_tokens: one call speaks at most this many tokens.
     lead_frames: frames (25 ms) of the start pad kept before a call's first phoneme.
