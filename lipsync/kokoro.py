@@ -15,8 +15,8 @@ Speed: by default the vocoder's convolutions are rebuilt as static int8 (``lipsy
 which more than halves a call's time; ``KokoroConfig(convolutions="shipped")`` runs the graph as
 it comes.
 
-Cost (as shipped): the decoder is 95% of the time and runs in proportion to the audio it makes. The start
-pad token alone is given 14-19 frames (0.35-0.48 s) of audio, the end pad and final pause
+Cost (as shipped): the decoder is 95% of the time and runs in proportion to the audio it
+makes. The start pad token alone is given 14-19 frames (0.35-0.48 s) of audio, the end pad and final pause
 more: a one-phoneme call makes about 0.78 s of (mostly silent) audio, which is the ~0.45 s
 "fixed cost per call" on one core. Shortening the pad's duration does not help: the decoder's
 first ~11 frames come out silent whatever they hold, so the first phoneme would be lost.
@@ -24,6 +24,7 @@ first ~11 frames come out silent whatever they hold, so the first phoneme would 
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import gc
 import hashlib
@@ -219,13 +220,11 @@ def read_voice(voices_dir: Path, voice_id: str) -> np.ndarray:
 
 
 def _return_freed_heap() -> None:
-    """Give back to the system the heap that parsing and rebuilding the graph left free: glibc
-    keeps it otherwise (a process holds ~0.7 GB after a load instead of ~0.35 GB)."""
+    """Give back to the system the heap that parsing and rebuilding the graph left free, which
+    glibc keeps otherwise (hundreds of MB after a load)."""
     gc.collect()
-    try:
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: nothing to do
-        pass
 
 
 def voice_parts(voice_id: str) -> tuple[str, ...]:
