@@ -22,6 +22,7 @@ durations are identical, and seconds per second of audio on one thread.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import time
@@ -35,7 +36,6 @@ from lipsync.kokoro_graph import (
     KokoroCalibration,
     add_outputs,
     find_chains,
-    model_sha256,
     rewrite,
 )
 
@@ -140,7 +140,7 @@ def calibrate(blob: bytes, voices_dir: Path, *, threads: int = 2) -> KokoroCalib
         )
         for c in chains
     }
-    return KokoroCalibration(model_sha256=model_sha256(blob), convs=convs)
+    return KokoroCalibration(model_sha256=hashlib.sha256(blob).hexdigest(), convs=convs)
 
 
 def log_mel(audio: np.ndarray, rate: int = 24_000, n_fft: int = 1024, hop: int = 256, bands: int = 80) -> np.ndarray:

@@ -32,7 +32,6 @@ cannot use).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -194,15 +193,15 @@ def find_chains(model) -> list[ConvChain]:
     return chains
 
 
-def _float_conv(chain: ConvChain, x: str, y: str) -> tuple[list, list]:
+def _float_conv(chain: ConvChain) -> tuple[list, list]:
     from onnx import helper, numpy_helper
 
     inits = [numpy_helper.from_array(chain.weight, f"{chain.name}/float_weight")]
-    inputs = [x, f"{chain.name}/float_weight"]
+    inputs = [chain.x, f"{chain.name}/float_weight"]
     if chain.bias is not None:
         inits.append(numpy_helper.from_array(chain.bias, f"{chain.name}/float_bias"))
         inputs.append(f"{chain.name}/float_bias")
-    conv = helper.make_node("Conv", inputs, [y], name=f"{chain.name}/float")
+    conv = helper.make_node("Conv", inputs, [chain.y], name=f"{chain.name}/float")
     conv.attribute.extend(chain.attributes)
     return [conv], inits
 
@@ -311,9 +310,10 @@ def add_outputs(model, names: Iterable[str]) -> None:
             model.graph.output.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, None))
 
 
-def rewrite(model, calibration: KokoroCalibration | None, *, float_others: bool = True) -> None:
-    """Rebuild the shipped convolutions in place: the generator's as static int8 (``calibration``)
-    and the rest as float; with ``calibration=None`` every one becomes float (for calibrating)."""
+def rewrite(model, calibration: KokoroCalibration | None) -> None:
+    """Rebuild the shipped convolutions in place: those of ``STATIC_CONVS`` as static int8 with
+    ``calibration``'s ranges and the rest as float; with ``calibration=None`` every one becomes
+    float (for calibrating)."""
     chains = find_chains(model)
     if not chains:
         raise GraphEditError("the model has no dynamic-int8 convolutions to rebuild")
@@ -322,8 +322,6 @@ def rewrite(model, calibration: KokoroCalibration | None, *, float_others: bool 
         if missing:
             raise GraphEditError(f"the calibration lacks {len(missing)} convolutions, e.g. {missing[0]}")
     graph = model.graph
-    if calibration is not None and not float_others:
-        chains = [c for c in chains if c.static]
     by_first = {id(c.replaced[0]): c for c in chains}
     dropped = {id(n) for c in chains for n in c.replaced}
     nodes: list = []
@@ -333,7 +331,7 @@ def rewrite(model, calibration: KokoroCalibration | None, *, float_others: bool 
             if calibration is not None and chain.static:
                 new, inits = _static_conv(chain, calibration.convs[chain.name])
             else:
-                new, inits = _float_conv(chain, chain.x, chain.y)
+                new, inits = _float_conv(chain)
             nodes.extend(new)
             graph.initializer.extend(inits)
         elif id(node) not in dropped:
@@ -342,6 +340,3 @@ def rewrite(model, calibration: KokoroCalibration | None, *, float_others: bool 
     graph.node.extend(nodes)
     _prune(model)
 
-
-def model_sha256(blob: bytes) -> str:
-    return hashlib.sha256(blob).hexdigest()
