@@ -11,9 +11,9 @@ Timing: the graph computes one duration per input token, in units of 600 samples
 24 kHz), and the audio it returns is exactly their sum times 600. The tensor
 (``/encoder/Clip_output_0``) is internal; ``lipsync.kokoro_graph`` adds it to the graph's outputs.
 
-Speed: by default the vocoder's convolutions are rebuilt as static int8 (``lipsync.kokoro_graph``),
-which more than halves a call's time; ``KokoroConfig(convolutions="shipped")`` runs the graph as
-it comes.
+Speed: by default the vocoder's convolutions are rebuilt as static int8 and the AdaIN and STFT
+between them fused into single kernels (``lipsync.kokoro_graph``), which more than halves a
+call's time; ``KokoroConfig(convolutions="shipped")`` runs the graph as it comes.
 
 Cost (as shipped): the decoder is 95% of the time and runs in proportion to the audio it
 makes. The start pad token alone is given 14-19 frames (0.35-0.48 s) of audio, the end pad and final pause
@@ -45,6 +45,7 @@ from lipsync.kokoro_graph import (
     KokoroCalibration,
     add_outputs,
     rewrite,
+    streamline,
 )
 
 logger = logging.getLogger(__name__)
@@ -147,7 +148,8 @@ class KokoroConfig:
     ``model_path``: an already joined ``kokoro-v1.0.int8.onnx`` to use instead of the four
     part packages (it is checked against ``model_sha256`` all the same).
     ``convolutions``: ``"static-int8"`` rebuilds the vocoder's convolutions with the ranges in
-    ``calibration_path`` (``lipsync.kokoro_graph``); ``"shipped"`` runs the graph as it comes.
+    ``calibration_path`` and streamlines what lies between them (``lipsync.kokoro_graph``);
+    ``"shipped"`` runs the graph as it comes.
     """
 
     threads: int = 2
@@ -271,8 +273,9 @@ class KokoroModel:
         self.load_s = time.perf_counter() - started
 
     def _graph(self, blob: bytes) -> tuple[bytes, str]:
-        """The graph to run (serialised) and which convolutions it has: static int8 unless asked
-        otherwise or its calibration is missing or for another model (said once, in the log)."""
+        """The graph to run (serialised) and which convolutions it has: static int8 and
+        streamlined unless asked otherwise or its calibration is missing or for another model
+        (said once, in the log)."""
         import onnx
 
         try:
@@ -287,6 +290,7 @@ class KokoroModel:
                 if calibration.model_sha256 != self.config.model_sha256:
                     raise GraphEditError(f"{path} was measured on another model ({calibration.model_sha256[:12]}…)")
                 rewrite(proto, calibration)
+                streamline(proto)
             except GraphEditError as exc:
                 logger.warning("the natural voice runs its shipped (slower) convolutions: %s", exc)
                 proto = onnx.load_from_string(blob)

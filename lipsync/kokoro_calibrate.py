@@ -14,9 +14,10 @@ each static convolution (``lipsync.kokoro_graph.STATIC_CONVS``):
 - each output channel's typical size: the largest 99.99th percentile of that channel's |y|.
 
 ``--check`` speaks five other lines in three voices each (none used above), with the model in
-float, as shipped, and rebuilt (``lipsync.kokoro_graph.rewrite``), and prints the mean log-mel
-distance of each to float (dB over the bins within 60 dB of the line's loudest), whether the
-durations are identical, and seconds per second of audio on one thread.
+float, as shipped, and rebuilt (``lipsync.kokoro_graph.rewrite`` and ``streamline``), and prints
+the mean log-mel distance of each to its float twin (dB over the bins within 60 dB of the line's
+loudest; ``CHECK_PAIRS``), whether the durations are identical, and seconds per second of audio
+on one thread.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from lipsync.kokoro_graph import (
     add_outputs,
     find_chains,
     rewrite,
+    streamline,
 )
 
 CALIBRATION_LINES: tuple[tuple[str, str], ...] = (
@@ -156,20 +158,34 @@ def log_mel(audio: np.ndarray, rate: int = 24_000, n_fft: int = 1024, hop: int =
     return 10 * np.log10(bank @ (np.abs(np.fft.rfft(frames, axis=1)) ** 2).T + 1e-8)
 
 
+# (graph, reference): each graph's log-mel distance is measured to its reference's output.
+CHECK_PAIRS = (
+    ("shipped", "float"),
+    ("static_int8", "float_streamlined"),  # the int8 rounding alone
+    ("static_int8", "float"),
+    ("float_streamlined", "float"),  # the STFT's rounding-noise phase signs alone
+)
+
+
 def check(blob: bytes, voices_dir: Path, calibration: KokoroCalibration) -> dict:
-    """Float, shipped and rebuilt graphs on the held-out lines: spectrum distance, durations, speed."""
+    """Float, shipped and rebuilt graphs on the held-out lines: spectrum distance, durations, speed.
+
+    "float" is the shipped graph with every convolution in float; "float_streamlined" that graph
+    after ``streamline`` too, the float twin of the rebuilt one."""
     import onnx
 
     from lipsync.kokoro import _DURATIONS_TENSOR
 
     graphs = {}
-    for kind in ("float", "shipped", "static_int8"):
+    for kind in ("float", "float_streamlined", "shipped", "static_int8"):
         model = onnx.load_from_string(blob)
         if kind != "shipped":
-            rewrite(model, None if kind == "float" else calibration)
+            rewrite(model, calibration if kind == "static_int8" else None)
+        if kind in ("float_streamlined", "static_int8"):
+            streamline(model)
         add_outputs(model, [_DURATIONS_TENSOR])
         graphs[kind] = _session(model, 1)
-    distance: dict[str, list[float]] = {k: [] for k in graphs}
+    distance: dict[str, list[float]] = {f"{a}_to_{b}": [] for a, b in CHECK_PAIRS}
     same_durations = {k: 0 for k in graphs}
     seconds = {k: 0.0 for k in graphs}
     audio_s = 0.0
@@ -182,23 +198,23 @@ def check(blob: bytes, voices_dir: Path, calibration: KokoroCalibration) -> dict
                 started = time.perf_counter()
                 outs[kind] = session.run(None, feeds)
                 seconds[kind] += time.perf_counter() - started
-            reference = log_mel(outs["float"][0].reshape(-1))
-            loud = reference > reference.max() - 60
-            for kind, (audio, durations) in outs.items():
-                spectrum = log_mel(audio.reshape(-1))
-                if spectrum.shape == reference.shape:
-                    distance[kind].append(float(np.abs(spectrum - reference)[loud].mean()))
-                else:
-                    distance[kind].append(float("inf"))
+            spectra = {kind: log_mel(audio.reshape(-1)) for kind, (audio, _) in outs.items()}
+            for kind, reference in CHECK_PAIRS:
+                a, b = spectra[kind], spectra[reference]
+                loud = b > b.max() - 60
+                distance[f"{kind}_to_{reference}"].append(
+                    float(np.abs(a - b)[loud].mean()) if a.shape == b.shape else float("inf")
+                )
+            for kind, (_, durations) in outs.items():
                 same_durations[kind] += int(np.array_equal(np.rint(durations), np.rint(outs["float"][1])))
             audio_s += outs["float"][0].size / 24_000
             calls += 1
     return {
         "calls": calls,
         "audio_s": round(audio_s, 2),
-        "log_mel_distance_to_float_db": {k: round(float(np.mean(v)), 3) for k, v in distance.items()},
-        "log_mel_distance_to_float_db_max": {k: round(float(np.max(v)), 3) for k, v in distance.items()},
-        "durations_identical": {k: f"{v}/{calls}" for k, v in same_durations.items()},
+        "log_mel_distance_db": {k: round(float(np.mean(v)), 3) for k, v in distance.items()},
+        "log_mel_distance_db_max": {k: round(float(np.max(v)), 3) for k, v in distance.items()},
+        "durations_identical_to_float": {k: f"{v}/{calls}" for k, v in same_durations.items()},
         "seconds_per_audio_second_1_thread": {k: round(v / audio_s, 3) for k, v in seconds.items()},
     }
 
