@@ -121,6 +121,44 @@ def test_audio_in_the_file_is_the_scene_audio(rendered: tuple[Path, object], spe
     assert np.corrcoef(env_file, env_ref)[0, 1] > 0.95
 
 
+def test_an_audio_track_encoded_beside_the_video_is_the_audio_written_block_by_block(tmp_path: Path) -> None:
+    from stream.media.mp4 import Mp4Writer, VideoEncoding
+
+    rng = np.random.default_rng(5)
+    n_frames = 40
+    pcm = (np.sin(np.arange(n_frames * SAMPLES_PER_FRAME) * 0.05) * 9000 + rng.normal(0, 800, n_frames * SAMPLES_PER_FRAME)).astype(np.int16)
+    frames = [np.full((64, 64, 3), 6 * k, np.uint8) for k in range(n_frames)]
+    encoding = VideoEncoding(width_px=64, height_px=64, preset="ultrafast")
+    with Mp4Writer(tmp_path / "blocks.mp4", encoding=encoding) as writer:
+        for k, rgb in enumerate(frames):
+            writer.write_video(rgb)
+            writer.write_audio(pcm[k * SAMPLES_PER_FRAME : (k + 1) * SAMPLES_PER_FRAME])
+    with Mp4Writer(tmp_path / "track.mp4", encoding=encoding) as writer:
+        writer.write_audio_track(pcm)
+        with pytest.raises(ValueError, match="written once"):
+            writer.write_audio_track(pcm)
+        for rgb in frames:
+            writer.write_video(rgb)
+        assert writer.samples_written == pcm.shape[0]
+
+    def decoded(path: Path) -> tuple[np.ndarray, list[tuple[str, float]]]:
+        with av.open(str(path)) as c:
+            audio = np.concatenate([f.to_ndarray().reshape(-1) for f in c.decode(audio=0)])
+        with av.open(str(path)) as c:
+            order = [(p.stream.type, float(p.dts * p.time_base)) for p in c.demux() if p.dts is not None]
+        return audio, order
+
+    (blocks, _), (track, order) = decoded(tmp_path / "blocks.mp4"), decoded(tmp_path / "track.mp4")
+    np.testing.assert_array_equal(track, blocks)
+    # Interleaved as written: no audio packet is muxed more than a frame ahead of its video.
+    video_time = 0.0
+    for kind, t in order:
+        if kind == "video":
+            video_time = t
+        else:
+            assert t <= video_time + 2 / FPS
+
+
 def test_subtitles_match_the_line_events(rendered: tuple[Path, object]) -> None:
     path, result = rendered
     srt = path.with_suffix(".srt").read_text(encoding="utf-8")

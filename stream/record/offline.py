@@ -50,8 +50,9 @@ OFFLINE_KOKORO = KokoroConfig(threads=1)
 def offline_speech(voice_backend: str | None = None, **kwargs: Any) -> SpeechEngine:
     """The speech engine of an offline render: espeak-ng when asked, else the natural voice with
     one thread per call (``OFFLINE_KOKORO``)."""
-    backend = "espeak" if voice_backend == "espeak" else ("natural" if voice_backend == "natural" else None)
-    return SpeechEngine(voice_backend=backend, kokoro=OFFLINE_KOKORO, **kwargs)
+    if voice_backend == "espeak":
+        return SpeechEngine(voice_backend="espeak", kokoro=OFFLINE_KOKORO, **kwargs)
+    return SpeechEngine(voice_backend="natural" if voice_backend == "natural" else None, kokoro=OFFLINE_KOKORO, **kwargs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,7 +322,8 @@ def write_mp4(
     timer: StageTimer,
     progress: bool,
 ) -> tuple[int, int]:
-    """Encode scenes back to back; returns (frames, samples) written."""
+    """Encode scenes back to back (their audio on a worker thread beside the video); returns
+    (frames, samples) written."""
     from tqdm import tqdm
 
     total = sum(t.n_frames for t, _ in timelines)
@@ -329,14 +331,13 @@ def write_mp4(
     with Mp4Writer(out, encoding=encoding) as writer, tqdm(
         total=total, unit="frame", disable=not progress, desc=out.name
     ) as bar:
+        writer.write_audio_track(np.concatenate([timeline.audio for timeline, _ in timelines]))
         frame, pixels = writer.frame_buffer()
         for timeline, frame_at in timelines:
-            audio = timeline.audio
             for k in range(timeline.n_frames):
                 frame_at(k, pixels)
                 with timer.stage("encode"):
                     writer.write_frame(frame)
-                    writer.write_audio(audio[k * SAMPLES_PER_FRAME : (k + 1) * SAMPLES_PER_FRAME])
                 bar.update(1)
         return writer.frames_written, writer.samples_written
 
