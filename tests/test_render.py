@@ -17,7 +17,7 @@ from avatar.spec import Cast
 from lipsync.script import parse_script
 from lipsync.speech import SpeechEngine
 from lipsync.timebase import FPS, SAMPLE_RATE_HZ, SAMPLES_PER_FRAME
-from stream.record.offline import RenderConfig, perform, plan_scenes, render_script
+from stream.record.offline import RenderConfig, perform, plan_scenes, render_script, spoken_ahead
 from stream.record.stages import NullTimer
 
 SCRIPT = """\
@@ -157,6 +157,22 @@ def test_an_audio_track_encoded_beside_the_video_is_the_audio_written_block_by_b
             video_time = t
         else:
             assert t <= video_time + 2 / FPS
+
+
+def test_lines_spoken_ahead_for_every_scene_lay_out_as_each_scene_alone(speech: SpeechEngine) -> None:
+    config = RenderConfig(width_px=SIZE, height_px=SIZE)
+    two_scenes = SCRIPT + "\nEXT. HARBOUR - DAY\n\nLEO\nThe boats are back.\n\nIRIS\nAll of them, at last!\n"
+    plans = plan_scenes(parse_script(two_scenes), Cast.builtin(), config)
+    assert len(plans) == 2
+    with spoken_ahead(plans, speech, config=config) as made:
+        assert len(made) == sum(len(p.lines) for p in plans)
+        ahead = [perform(p, speech, config=config, timer=NullTimer(), spoken=made) for p in plans]
+    alone = [perform(p, speech, config=config, timer=NullTimer()) for p in plans]
+    for a, b in zip(ahead, alone, strict=True):
+        np.testing.assert_array_equal(a.audio, b.audio)
+        assert [(e.speaker, e.start_sample, e.end_sample) for e in a.events] == [
+            (e.speaker, e.start_sample, e.end_sample) for e in b.events
+        ]
 
 
 def test_subtitles_match_the_line_events(rendered: tuple[Path, object]) -> None:

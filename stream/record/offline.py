@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,7 +25,7 @@ from lipsync.script import Scene, Script, ScriptError, likely_aliases, parse_scr
 from lipsync.speech import SpeechEngine, Utterance
 from lipsync.timebase import SAMPLES_PER_FRAME
 from lipsync.timeline import LineEvent, SceneTimeline, TimedLine, TimelineConfig, build_timeline
-from lipsync.voices import normalise_language, voice_for_text
+from lipsync.voices import VoiceSpec, normalise_language, voice_for_text
 from stream.media.mp4 import Mp4Writer, VideoEncoding, check_writable
 from stream.media.subtitles import write_subtitles
 from stream.record.stages import NullTimer, StageTimer
@@ -197,18 +198,40 @@ def plan_scenes(script: Script, cast: Cast, config: RenderConfig) -> list[SceneP
     return plans
 
 
-def perform(plan: ScenePlan, speech: SpeechEngine, *, config: RenderConfig, timer: StageTimer) -> SceneTimeline:
-    """Speak every line of the scene and lay it out on one clock."""
-    voices = {spec.name: spec.voice for spec in plan.cast}
-    if config.voice_backend == "espeak":
-        voices = {name: voice.as_espeak() for name, voice in voices.items()}
-
-    # Two lines are spoken side by side (the natural voice's calls run in parallel), in order.
+@contextlib.contextmanager
+def spoken_ahead(
+    plans: Sequence[ScenePlan], speech: SpeechEngine, *, config: RenderConfig
+) -> Iterator[Mapping[int, Future[Utterance]]]:
+    """Every line of ``plans`` handed at once to ``SPEECH_WORKERS`` workers (the natural
+    voice's calls run side by side), the longest first, so both cores stay busy until the last
+    line of the last scene rather than one idling at each scene's end; the order changes no
+    samples. Yields each line's future by ``id(line)``; leaving cancels what has not started."""
     pool = ThreadPoolExecutor(max_workers=SPEECH_WORKERS, thread_name_prefix="speech")
-    made = {
-        id(line): pool.submit(speech.synthesize, line.text, voice_for_text(voices[line.speaker], line.text))
-        for line in plan.lines
-    }
+    lines = [(plan, line) for plan in plans for line in plan.lines]
+    try:
+        yield {
+            id(line): pool.submit(speech.synthesize, line.text, _voice_of(plan, line, config))
+            for plan, line in sorted(lines, key=lambda pair: -len(pair[1].text))
+        }
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _voice_of(plan: ScenePlan, line: TimedLine, config: RenderConfig) -> VoiceSpec:
+    voice = next(spec.voice for spec in plan.cast if spec.name == line.speaker)
+    return voice_for_text(voice.as_espeak() if config.voice_backend == "espeak" else voice, line.text)
+
+
+def perform(
+    plan: ScenePlan, speech: SpeechEngine, *, config: RenderConfig, timer: StageTimer,
+    spoken: Mapping[int, Future[Utterance]] | None = None,
+) -> SceneTimeline:
+    """Speak every line of the scene and lay it out on one clock; ``spoken``: its lines already
+    handed to workers (``spoken_ahead``), else they are here."""
+    if spoken is None:
+        with spoken_ahead([plan], speech, config=config) as own:
+            return perform(plan, speech, config=config, timer=timer, spoken=own)
+    made = spoken
 
     def say(line: TimedLine) -> Utterance:
         with timer.stage("speech"):
@@ -216,12 +239,7 @@ def perform(plan: ScenePlan, speech: SpeechEngine, *, config: RenderConfig, time
         with timer.stage("mouth_track"):
             return speech.with_mouth(utt)
 
-    try:
-        return build_timeline(
-            plan.lines, say, characters=[spec.name for spec in plan.cast], config=config.timeline
-        )
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    return build_timeline(plan.lines, say, characters=[spec.name for spec in plan.cast], config=config.timeline)
 
 
 def _neural_painter(
@@ -365,16 +383,17 @@ def render_script(
     events: list[LineEvent] = []
     shots: list[tuple[int, Shot]] = []
     offset = 0
-    for plan in plans:
-        timeline = perform(plan, speech, config=config, timer=timer)
-        scenes.append((timeline, render_frames(timeline, plan, config=config, timer=timer)))
-        cut = shot_plan(timeline, plan, config=config)
-        shots += [(offset // SAMPLES_PER_FRAME, shot) for shot in (cut.shots if cut else ())]
-        events += [
-            LineEvent(len(events) + i, e.speaker, e.text, e.start_sample + offset, e.end_sample + offset, e.source_line)
-            for i, e in enumerate(timeline.events)
-        ]
-        offset += timeline.n_frames * SAMPLES_PER_FRAME
+    with spoken_ahead(plans, speech, config=config) as made:
+        for plan in plans:
+            timeline = perform(plan, speech, config=config, timer=timer, spoken=made)
+            scenes.append((timeline, render_frames(timeline, plan, config=config, timer=timer)))
+            cut = shot_plan(timeline, plan, config=config)
+            shots += [(offset // SAMPLES_PER_FRAME, shot) for shot in (cut.shots if cut else ())]
+            events += [
+                LineEvent(len(events) + i, e.speaker, e.text, e.start_sample + offset, e.end_sample + offset, e.source_line)
+                for i, e in enumerate(timeline.events)
+            ]
+            offset += timeline.n_frames * SAMPLES_PER_FRAME
     n_frames, n_samples = write_mp4(scenes, out, config=config, timer=timer, progress=progress)
     srt, vtt = write_subtitles(events, out)
     return RenderResult(

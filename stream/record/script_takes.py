@@ -19,6 +19,7 @@ from stream.record.offline import (
     plan_scenes,
     render_frames,
     shot_plan,
+    spoken_ahead,
 )
 from stream.record.stages import NullTimer, StageTimer
 from stream.store import Store, Take
@@ -99,7 +100,8 @@ def record_script(
     keep_characters(catalog, series_id, {s.name: s for p in plans for s in p.cast}.values())
     speech = speech or offline_speech("espeak" if config.voice_backend == "espeak" else None)
     timer = NullTimer()
-    performed = [(plan, perform(plan, speech, config=config, timer=timer)) for plan in plans]
+    with spoken_ahead(plans, speech, config=config) as made:
+        performed = [(plan, perform(plan, speech, config=config, timer=timer, spoken=made)) for plan in plans]
     groups = [[p] for p in performed] if episode_id is not None else [performed]
     takes = []
     with tqdm(total=sum(t.n_frames for _, t in performed), unit="frame", disable=not progress) as bar:
