@@ -29,10 +29,11 @@ class LiveConfig:
     max_queued_lines: int = 32
     max_characters: int = 4
     backend: str = "rig"  # "neural": trained mouth models repaint the rig's mouths
-    # Who speaks a line that does not say ("voice" in a say or script message): espeak-ng answers
-    # in ~20 ms; the natural voice takes ~0.3-0.4 s to its first sound on 2 idle CPU cores (`talkie bench voice`),
-    # and a session speaking with it keeps ~0.3-0.4 of a core busy.
-    voice: Literal["espeak", "natural"] = "espeak"
+    # Who speaks a line that does not say ("voice" in a say or script message): the characters'
+    # natural voices, ~0.3 s to the first sound on 2 idle CPU cores (`talkie bench voice`), a
+    # session keeping ~0.3 of a core busy while it speaks and the server's calls made one at a
+    # time; or espeak-ng, which answers in ~20 ms (many sessions speaking at once).
+    voice: Literal["espeak", "natural"] = "natural"
     neural_weights_dir: str | None = None  # None: the shipped lipsync/weights/neural
     # Draw this many of the session's cast (those on stage first, then the cast's order) in the
     # background when it starts (one character at a time, server-wide, in a low-priority

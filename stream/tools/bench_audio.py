@@ -294,7 +294,7 @@ async def _end_to_end(models: AudioModels) -> dict[str, Any]:
     from stream.tools.client import ScenePeer
     from stream.web.app import create_app
 
-    config = ServerConfig(live=LiveConfig(width_px=256, height_px=256))
+    config = ServerConfig(live=LiveConfig(width_px=256, height_px=256, voice="espeak"))
     engine = Engine(config)
     app = create_app(config, engine=engine)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))

@@ -88,6 +88,7 @@ class ServerProcess:
         self.command = [
             sys.executable, "-m", "stream.tools.cli", "serve",
             "--port", str(self.port), "--data-dir", str(data_dir),
+            "--voice", "espeak",  # the picture pipeline's memory, as measured before natural became the default
         ]
         self._proc: subprocess.Popen[bytes] | None = None
         self._http = httpx.AsyncClient(base_url=self.url, timeout=10)

@@ -192,7 +192,9 @@ async def _walk_ons(
 async def _walk_on_run(trials: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for ahead in (False, True):  # both in one run: a shared machine's noise hits both alike
-        config = ServerConfig(live=LiveConfig() if ahead else LiveConfig(draw_ahead_characters=0))
+        # espeak-ng speaks: these figures are the picture pipeline's (a natural voice is `bench voice`'s).
+        live = LiveConfig(voice="espeak") if ahead else LiveConfig(voice="espeak", draw_ahead_characters=0)
+        config = ServerConfig(live=live)
         engine = Engine(config)
         try:
             out["cast_drawn_ahead" if ahead else "drawn_on_demand"] = await _walk_ons_with_peer(engine, config, trials)
@@ -310,7 +312,7 @@ def _neural_level(before: tuple[int, int, int] | None, after: tuple[int, int, in
 
 
 async def _run(levels: list[int], seconds: float, n_lines: int, backend: str) -> dict[str, Any]:
-    config = ServerConfig(max_sessions=max(levels) + 1, live=LiveConfig(backend=backend))
+    config = ServerConfig(max_sessions=max(levels) + 1, live=LiveConfig(backend=backend, voice="espeak"))
     engine = Engine(config)
     try:
         latency = await _latency_with_peer(engine, config, n_lines)

@@ -392,9 +392,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--neural-weights", default=None, metavar="DIR", help="per-character models (default: shipped)")
     serve.add_argument(
-        "--voice", choices=["espeak", "natural"], default="espeak",
-        help="live lines that choose no voice: espeak-ng (instant) or the characters' natural voices "
-        "(~0.3-0.4 s to first sound on 2 cores)",
+        "--voice", choices=["natural", "espeak"], default="natural",
+        help="live lines that choose no voice: the characters' natural voices (~0.3 s to first sound "
+        "on 2 cores; the model loads at start-up) or espeak-ng (instant, for many sessions speaking at once)",
     )
     serve.add_argument(
         "--draw-ahead", type=int, default=None, metavar="N",
