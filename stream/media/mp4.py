@@ -105,6 +105,8 @@ class Mp4Writer:
         self.write_frame(av.VideoFrame.from_ndarray(rgb, format="rgb24"))
 
     def write_frame(self, frame: av.VideoFrame) -> None:
+        if frame.format.name != "yuv420p":  # converted here, on the encoder's threads (the same pixels)
+            frame = frame.reformat(format="yuv420p", threads=self.encoding.threads)
         frame.pts = self.frames_written * TICKS_PER_FRAME
         frame.time_base = VIDEO_TIME_BASE
         self._container.mux(self._video.encode(frame))
