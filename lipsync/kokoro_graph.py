@@ -146,12 +146,7 @@ def _array(init: dict, name: str) -> np.ndarray:
 def find_chains(model) -> list[ConvChain]:
     """Every dynamic-int8 convolution of the shipped graph, in graph order."""
     graph = model.graph
-    init = {i.name: i for i in graph.initializer}
-    producer = {out: node for node in graph.node for out in node.output}
-    consumers: dict[str, list] = {}
-    for node in graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
+    init, producer, consumers = _graph_maps(graph)
 
     def only(name: str, op: str | tuple[str, ...]):
         nodes = consumers.get(name, [])
