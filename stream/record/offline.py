@@ -231,11 +231,10 @@ def perform(
     if spoken is None:
         with spoken_ahead([plan], speech, config=config) as own:
             return perform(plan, speech, config=config, timer=timer, spoken=own)
-    made = spoken
 
     def say(line: TimedLine) -> Utterance:
         with timer.stage("speech"):
-            utt = made[id(line)].result()
+            utt = spoken[id(line)].result()
         with timer.stage("mouth_track"):
             return speech.with_mouth(utt)
 
