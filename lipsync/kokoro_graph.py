@@ -344,11 +344,8 @@ def fuse_instance_norms(model) -> int:
             ]
             replace[id(scale)] = []
     if replace:
-        nodes = [new for node in graph.node for new in replace.get(id(node), [node])]
-        del graph.node[:]
-        graph.node.extend(nodes)
         graph.initializer.append(numpy_helper.from_array(np.array([-1], np.int64), flat))
-        _prune(model)
+        _replace_nodes(model, replace)
     return sum(1 for v in replace.values() if v)
 
 
@@ -396,12 +393,19 @@ def stft_as_convolution(model) -> int:
             helper.make_node("Reshape", [f"{p}/spectrum", f"{p}/parts_shape"], [f"{p}/parts"]),
             helper.make_node("Transpose", [f"{p}/parts"], [node.output[0]], perm=[0, 3, 2, 1]),
         ]
-    if replace:
-        nodes = [new for node in graph.node for new in replace.get(id(node), [node])]
-        del graph.node[:]
-        graph.node.extend(nodes)
-        _prune(model)
+    _replace_nodes(model, replace)
     return len(replace)
+
+
+def _replace_nodes(model, replace: dict[int, list]) -> None:
+    """Each node whose ``id`` is in ``replace`` swapped, in place, for the nodes given there
+    (none: dropped), then what nothing reads any more pruned."""
+    if not replace:
+        return
+    nodes = [new for node in model.graph.node for new in replace.get(id(node), [node])]
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    _prune(model)
 
 
 def streamline(model) -> dict[str, int]:
@@ -456,22 +460,14 @@ def rewrite(model, calibration: KokoroCalibration | None) -> None:
         missing = [c.name for c in chains if c.static and c.name not in calibration.convs]
         if missing:
             raise GraphEditError(f"the calibration lacks {len(missing)} convolutions, e.g. {missing[0]}")
-    graph = model.graph
-    by_first = {id(c.replaced[0]): c for c in chains}
-    dropped = {id(n) for c in chains for n in c.replaced}
-    nodes: list = []
-    for node in graph.node:
-        chain = by_first.get(id(node))
-        if chain is not None:
-            if calibration is not None and chain.static:
-                new, inits = _static_conv(chain, calibration.convs[chain.name])
-            else:
-                new, inits = _float_conv(chain)
-            nodes.extend(new)
-            graph.initializer.extend(inits)
-        elif id(node) not in dropped:
-            nodes.append(node)
-    del graph.node[:]
-    graph.node.extend(nodes)
-    _prune(model)
+    replace: dict[int, list] = {}
+    for chain in chains:
+        if calibration is not None and chain.static:
+            new, inits = _static_conv(chain, calibration.convs[chain.name])
+        else:
+            new, inits = _float_conv(chain)
+        model.graph.initializer.extend(inits)
+        replace.update({id(node): [] for node in chain.replaced[1:]})
+        replace[id(chain.replaced[0])] = new
+    _replace_nodes(model, replace)
 
