@@ -33,6 +33,7 @@ from lipsync.kokoro_graph import (
     KokoroCalibration,
     add_outputs,
     fuse_instance_norms,
+    snakes_as_tables,
     stft_as_convolution,
 )
 from lipsync.mouth_track import MouthTrackConfig
@@ -297,6 +298,49 @@ def test_the_stft_as_a_convolution_gives_the_same_spectrum_and_random_signed_dc_
     for k in (0, 10):
         imaginary = after[0, :, k, 1]
         assert np.abs(imaginary).max() < 1e-4 and (imaginary > 0).mean() > 0.2 and (imaginary < 0).mean() > 0.2
+
+
+def test_a_snake_before_a_static_convolution_becomes_a_table_with_the_same_levels() -> None:
+    from onnx import helper
+
+    rng = np.random.default_rng(5)
+    channels = 8
+    inputs = {
+        "x": (rng.standard_normal((1, channels, 4000)) * 2 + 0.5).astype(np.float32),
+        "g": (0.5 + rng.random(channels)).astype(np.float32),  # 1 + gamma, from the style
+        "b": rng.standard_normal(channels).astype(np.float32),
+    }
+    alpha = rng.uniform(0.4, 1.4, (1, channels, 1)).astype(np.float32)
+    inits = {
+        "alpha": alpha, "recip": (1.0 / (alpha + 1e-9)).astype(np.float32), "two": np.array(2.0, np.float32),
+        "x_scale": np.array(4.0 / 255, np.float32), "x_zero": np.array(110, np.uint8),  # [-1.7, 2.3]: both ends clip
+    }
+    snake = [
+        helper.make_node("InstanceNormalization", ["x", "g", "b"], ["u"], epsilon=1e-5),
+        helper.make_node("Mul", ["alpha", "u"], ["au"]),
+        helper.make_node("Sin", ["au"], ["sin"]),
+        helper.make_node("Pow", ["sin", "two"], ["sin2"]),
+        helper.make_node("Mul", ["recip", "sin2"], ["bump"]),
+        helper.make_node("Add", ["u", "bump"], ["snake"]),
+        helper.make_node("QuantizeLinear", ["snake", "x_scale", "x_zero"], ["xq"]),
+        helper.make_node("DequantizeLinear", ["xq", "x_scale", "x_zero"], ["y"]),
+    ]
+    counted: list[int] = []
+    before, _ = _run_graph(snake, inputs, inits)
+    after, ops = _run_graph(snake, inputs, inits, edit=lambda m: counted.append(snakes_as_tables(m)))
+    assert counted == [1] and "GatherElements" in ops and "Sin" not in ops and "QuantizeLinear" not in ops
+    levels = np.rint((after - before) / inits["x_scale"])
+    assert np.abs(levels).max() <= 1 and (levels == 0).mean() > 0.9
+    # Inputs far outside the table's span still round to the ends, as they did (0 and 255).
+    x = inputs["x"]
+    u = (x - x.mean(2, keepdims=True)) / np.sqrt(x.var(2, keepdims=True) + 1e-5) * inputs["g"][:, None] + inputs["b"][:, None]
+    x_lo, x_hi = -110 * inits["x_scale"], 145 * inits["x_scale"]
+    far_below, far_above = u < x_lo - 1 / alpha - 0.1, u > x_hi + 0.1
+    assert far_below.sum() > 50 and far_above.sum() > 50
+    assert np.all(after[far_below] == x_lo) and np.all(after[far_above] == x_hi)
+    # A snake whose input is read elsewhere too is left as it is.
+    _, ops = _run_graph(snake + [helper.make_node("Identity", ["u"], ["also"])], inputs, inits, edit=snakes_as_tables)
+    assert "Sin" in ops
 
 
 def test_espeak_switch_never_loads_the_model() -> None:
