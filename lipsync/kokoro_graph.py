@@ -424,8 +424,9 @@ def snakes_as_tables(model, levels: int = SNAKE_LEVELS) -> int:
         return nodes[0] if len(nodes) == 1 and nodes[0].op_type == op else None
 
     def constant(node, other: str) -> str | None:
+        """The one constant ``node`` takes beside ``other``."""
         names = [i for i in node.input if i != other and i in init]
-        return names[0] if node is not None and len(names) == 1 and other in node.input else None
+        return names[0] if len(names) == 1 and other in node.input else None
 
     replace: dict[int, list] = {}
     for sin in graph.node:
