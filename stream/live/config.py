@@ -30,8 +30,8 @@ class LiveConfig:
     max_characters: int = 4
     backend: str = "rig"  # "neural": trained mouth models repaint the rig's mouths
     # Who speaks a line that does not say ("voice" in a say or script message): the characters'
-    # natural voices, ~0.3 s to the first sound on 2 idle CPU cores (`talkie bench voice`), a
-    # session keeping ~0.3 of a core busy while it speaks and the server's calls made one at a
+    # natural voices, ~0.22 s to the first sound on 2 idle CPU cores (`talkie bench voice`), a
+    # session keeping ~0.25 of a core busy while it speaks and the server's calls made one at a
     # time; or espeak-ng, which answers in ~20 ms (many sessions speaking at once).
     voice: Literal["espeak", "natural"] = "natural"
     neural_weights_dir: str | None = None  # None: the shipped lipsync/weights/neural
