@@ -287,6 +287,9 @@ def test_tiny_build_writes_a_shape_driven_student(built, person) -> None:
     assert extra["video"] == str(person["path"].resolve()) and extra["held_out"]
     cal = ShapeCalibration.from_dict(extra["calibration"])
     assert cal.open_opening > cal.closed_opening + 0.05  # the drawn mouth opens wide
+    # The sound -> shape gains fitted on its training frames, kept in the file and reported.
+    assert 0.5 <= extra["jaw_gain"] <= 3.0 and 0.0 <= extra["width_gain"] <= 1.5
+    assert built["width_gain"] == round(extra["width_gain"], 3)
     assert built["faces_found"] == open_source(person["path"]).n_frames
     load_video_model(path)
     # The half-finished build folder only resumes on the same video and variant.

@@ -12,7 +12,9 @@ from lipsync.neural.model import FaceGenConfig
 from lipsync.neural.shape_drive import (
     DriveSwapDataset,
     ShapeCalibration,
+    fit_width_gain,
     shape_windows,
+    viseme_spread,
 )
 from lipsync.neural.train import train_teacher
 from lipsync.neural.video_shapes import (
@@ -120,6 +122,37 @@ def test_silence_is_the_persons_closed_mouth() -> None:
     assert track[0, 1] == pytest.approx(0.41)
 
 
+def _one_hots(names: list[str | None]) -> list[np.ndarray | None]:
+    return [None if v is None else np.eye(N_VISEMES, dtype=np.float32)[VISEME_INDEX[v]] for v in names]
+
+
+def test_the_width_gain_is_how_far_this_persons_corners_follow_the_sound() -> None:
+    rng = np.random.default_rng(0)
+    weights = _one_hots([str(v) for v in rng.choice(["E", "ih", "ou", "oh", "aa", "PP"], 200)])
+    spread = viseme_spread(weights)
+    cals = [ShapeCalibration(closed_opening=0.0, open_opening=0.06, neutral_width=w) for w in (0.36, 0.42)]
+    clip_ids = np.repeat([0, 1], 100)
+    neutral = np.array([cals[c].neutral_width for c in clip_ids])
+    noise = rng.normal(0.0, 0.01, 200)
+    # Corners that move a third as far as the puppet's: the fit says so, through the noise.
+    follows = neutral * (1.0 + 0.33 * spread + noise)
+    assert fit_width_gain(follows, spread, cals, clip_ids) == pytest.approx(0.33, abs=0.05)
+    # Corners that move with something else than the sound: a gain near 0, so the drive's width
+    # stays near this person's neutral width (in the range the renderer learnt).
+    other = neutral * (1.0 + 0.1 * rng.permutation(spread) + noise)
+    gain = fit_width_gain(other, spread, cals, clip_ids)
+    assert gain < 0.1
+    track = ShapeCalibration(closed_opening=0.0, open_opening=0.06, neutral_width=0.36, width_gain=gain).track_from_visemes(weights)
+    assert np.abs(track[:, 1] - 0.36).max() < 0.1 * 0.36 * 0.4
+    # Too few spoken frames: the puppet's swing, unchanged.
+    assert fit_width_gain(follows[:5], spread[:5], cals, clip_ids[:5]) == 1.0
+    # A model's metadata carries the gains into a calibration; an old file without them gets 1.0.
+    fitted = cals[0].fitted({"jaw_gain": 1.7, "width_gain": 0.3})
+    assert (fitted.jaw_gain, fitted.width_gain) == (1.7, 0.3)
+    assert ShapeCalibration.from_dict(fitted.to_dict()) == fitted
+    assert cals[0].fitted({}).width_gain == 1.0
+
+
 def test_bad_shape_input_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="shape track"):
         shape_windows(np.zeros((4, 3)))
@@ -131,6 +164,8 @@ def test_bad_shape_input_is_a_clear_error() -> None:
         ShapeCalibration(closed_opening=0.0, open_opening=0.05, neutral_width=0.4).track_from_visemes(
             [np.zeros(3)]
         )
+    with pytest.raises(ValueError, match="width_gain"):
+        ShapeCalibration(closed_opening=0.0, open_opening=0.05, neutral_width=0.4, width_gain=-0.1)
 
 
 # --- a person's video as arrays: clips, held-out middles, regions that follow the head ------------

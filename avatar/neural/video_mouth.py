@@ -17,7 +17,6 @@ eager float model.
 from __future__ import annotations
 
 import concurrent.futures
-import dataclasses
 import logging
 import threading
 import time
@@ -302,10 +301,10 @@ def card_region(face: FaceLandmarks, *, crop_px: int, width_px: int, height_px: 
 
 def person_calibration(extra: dict[str, Any], *, clip: int | None) -> ShapeCalibration:
     """The calibration of the model's ``clip`` (the whole video's when None or unknown), opened
-    by the model's fitted ``jaw_gain`` as ``talkie avatar animate`` does."""
+    with the gains the model's build fitted, as ``talkie avatar animate`` does."""
     per_clip = extra.get("calibrations") or []
     raw = per_clip[clip] if clip is not None and 0 <= clip < len(per_clip) else extra["calibration"]
-    return dataclasses.replace(ShapeCalibration.from_dict(raw), jaw_gain=float(extra.get("jaw_gain", 1.0)))
+    return ShapeCalibration.from_dict(raw).fitted(extra)
 
 
 class CardMouth:

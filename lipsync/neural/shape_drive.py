@@ -11,7 +11,10 @@ frame. The shape of frame k is two numbers in face units:
 ``shape_windows`` turns a track (N, 2) into the model's drive (N, 2, 5): 5 frames centred on each
 frame, scaled to about [-1, 2]. ``ShapeCalibration`` maps visemes into one person's units: their
 closed and wide-open openings and neutral width, read from their own video, so jaw_open 0 (and
-silence, a frame without weights) is that person's closed mouth.
+silence, a frame without weights) is that person's closed mouth. Two gains fitted on their video
+(``fit_jaw_gain``, ``fit_width_gain``) say how far their lips part and their corners move for what
+the sound's visemes say: a drive outside the range the renderer saw lets the face around the
+mouth decide instead.
 
 ``DriveSwapDataset`` is how the renderer is made to follow the drive: in half of its rows the
 face around the blanked mouth comes from another frame of the same clip than the mouth and the
@@ -20,8 +23,8 @@ drive, so the surrounding face (a jaw, a cheek) cannot tell the mouth's shape: o
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -61,24 +64,40 @@ def shape_windows(track: np.ndarray, *, window_frames: int = SHAPE_WINDOW_FRAMES
 
 # A fitted jaw gain may open a viseme this far past the person's wide-open mouth, at most.
 MAX_JAW = 1.25
+MAX_WIDTH_GAIN = 1.5
+MIN_FIT_FRAMES = 10
+
+# Per viseme: jaw opening 0..1, and how far it moves the lip corners as a share of the neutral
+# width (spread minus rounding, the photo puppet's; 0 for rest).
+_JAW = np.array([MOUTH_SHAPES[v].jaw_open for v in VISEMES], np.float64)
+_SPREAD = np.array(
+    [2 * (SPREAD_FRAC * (MOUTH_SHAPES[v].width - 0.5) - 0.5 * ROUND_FRAC * MOUTH_SHAPES[v].round) for v in VISEMES],
+    np.float64,
+)
 
 
 @dataclass(frozen=True)
 class ShapeCalibration:
-    """One person's mouth in face units: closed and wide-open inner-lip opening, neutral width,
-    and ``jaw_gain``: how much wider than a viseme's jaw_open this person's lips part for the same
-    sound (``fit_jaw_gain``, from their own video; 1.0 when not fitted)."""
+    """One person's mouth in face units: closed and wide-open inner-lip opening, neutral width;
+    ``jaw_gain``: how much wider than a viseme's jaw_open this person's lips part for the same
+    sound (``fit_jaw_gain``); ``width_gain``: how far their lip corners follow a viseme's spread
+    and rounding, as a share of the photo puppet's (``fit_width_gain``). Both come from their own
+    video, 1.0 when not fitted."""
 
     closed_opening: float
     open_opening: float
     neutral_width: float
     jaw_gain: float = 1.0
+    width_gain: float = 1.0
 
     def __post_init__(self) -> None:
-        if not (0.0 <= self.closed_opening < self.open_opening and self.neutral_width > 0 and self.jaw_gain > 0):
+        if not (
+            0.0 <= self.closed_opening < self.open_opening and self.neutral_width > 0 and self.jaw_gain > 0
+            and self.width_gain >= 0
+        ):
             raise ValueError(
-                f"calibration needs 0 <= closed_opening < open_opening and neutral_width > 0, "
-                f"got {self}"
+                "calibration needs 0 <= closed_opening < open_opening, neutral_width > 0, jaw_gain > 0 "
+                f"and width_gain >= 0, got {self}"
             )
 
     @classmethod
@@ -103,35 +122,48 @@ class ShapeCalibration:
             return cls(
                 **{k: float(raw[k]) for k in ("closed_opening", "open_opening", "neutral_width")},
                 jaw_gain=float(raw.get("jaw_gain", 1.0)),
+                width_gain=float(raw.get("width_gain", 1.0)),
             )
         except (KeyError, TypeError, ValueError) as err:
             raise ValueError(f"unreadable shape calibration {raw!r}: {err}") from err
 
+    def fitted(self, model_extra: Mapping[str, Any]) -> ShapeCalibration:
+        """This calibration with the gains a model's build fitted (``jaw_gain`` and ``width_gain``
+        in its metadata; 1.0 for one the file lacks)."""
+        return replace(
+            self,
+            jaw_gain=float(model_extra.get("jaw_gain", 1.0)),
+            width_gain=float(model_extra.get("width_gain", 1.0)),
+        )
+
     def track_from_visemes(self, weights: Sequence[np.ndarray | None]) -> np.ndarray:
         """(N, 2) shapes for per-frame viseme weights (15,); a ``None`` frame (silence) is closed."""
-        table = np.array(
-            [[MOUTH_SHAPES[v].jaw_open, MOUTH_SHAPES[v].width, MOUTH_SHAPES[v].round] for v in VISEMES],
-            np.float64,
-        )  # (15, 3)
-        out = np.empty((len(weights), SHAPE_CHANNELS), np.float32)
         for k, w in enumerate(weights):
-            if w is None:
-                jaw, width, rnd = 0.0, 0.5, 0.0
-            else:
-                w = np.asarray(w, np.float64)
-                if w.shape != (N_VISEMES,):
-                    raise ValueError(f"frame {k}: viseme weights must be ({N_VISEMES},), got {w.shape}")
-                jaw, width, rnd = (w / max(w.sum(), 1e-9)) @ table
-            jaw = min(MAX_JAW, self.jaw_gain * jaw)
-            out[k, 0] = self.closed_opening + jaw * (self.open_opening - self.closed_opening)
-            out[k, 1] = self.neutral_width * (1.0 + 2 * (SPREAD_FRAC * (width - 0.5) - 0.5 * ROUND_FRAC * rnd))
+            if w is not None and np.shape(w) != (N_VISEMES,):
+                raise ValueError(f"frame {k}: viseme weights must be ({N_VISEMES},), got {np.shape(w)}")
+        jaw = np.minimum(MAX_JAW, self.jaw_gain * np.nan_to_num(viseme_jaw(weights)))
+        spread = np.nan_to_num(viseme_spread(weights))
+        out = np.empty((len(weights), SHAPE_CHANNELS), np.float32)
+        out[:, 0] = self.closed_opening + jaw * (self.open_opening - self.closed_opening)
+        out[:, 1] = self.neutral_width * (1.0 + self.width_gain * spread)
         return out
+
+
+def _per_frame(weights: Sequence[np.ndarray | None], table: np.ndarray) -> np.ndarray:
+    return np.array(
+        [np.nan if w is None else float(np.asarray(w, np.float64) @ table / max(float(np.sum(w)), 1e-9)) for w in weights]
+    )
 
 
 def viseme_jaw(weights: Sequence[np.ndarray | None]) -> np.ndarray:
     """(N,) jaw opening 0..1 of per-frame viseme weights; NaN for a frame without (silence)."""
-    jaw = np.array([MOUTH_SHAPES[v].jaw_open for v in VISEMES], np.float64)  # (15,)
-    return np.array([np.nan if w is None else float(np.asarray(w) @ jaw / max(float(np.sum(w)), 1e-9)) for w in weights])
+    return _per_frame(weights, _JAW)
+
+
+def viseme_spread(weights: Sequence[np.ndarray | None]) -> np.ndarray:
+    """(N,) how far per-frame viseme weights move the lip corners, as a share of the neutral
+    width (the photo puppet's spread and rounding); NaN for a frame without (silence)."""
+    return _per_frame(weights, _SPREAD)
 
 
 def fit_jaw_gain(
@@ -144,9 +176,32 @@ def fit_jaw_gain(
     hi = np.array([calibrations[c].open_opening for c in clip_ids])
     units = (np.asarray(openings, np.float64) - lo) / (hi - lo)
     ok = np.isfinite(jaw) & np.isfinite(units)
-    if ok.sum() < 10 or jaw[ok].mean() <= 1e-6:
+    if ok.sum() < MIN_FIT_FRAMES or jaw[ok].mean() <= 1e-6:
         return 1.0
     return float(np.clip(units[ok].mean() / jaw[ok].mean(), 0.5, 3.0))
+
+
+def fit_width_gain(
+    widths: np.ndarray, spread: np.ndarray, calibrations: Sequence[ShapeCalibration], clip_ids: np.ndarray
+) -> float:
+    """How far this person's lip corners follow the sound's visemes: over frames with a spread
+    value (speech), the slope of the measured width (a share of each clip's neutral width, each
+    clip's mean taken out) on the visemes' spread, in [0, 1.5]; 1.0 with fewer than 10 such
+    frames. Lips whose corners hardly move, or move with something else than the sound, get a
+    small gain, so the drive's width stays in the range the renderer learnt from them."""
+    neutral = np.array([calibrations[c].neutral_width for c in clip_ids])
+    rel = np.asarray(widths, np.float64) / neutral - 1.0
+    spread = np.asarray(spread, np.float64)
+    ok = np.isfinite(spread) & np.isfinite(rel)
+    if ok.sum() < MIN_FIT_FRAMES:
+        return 1.0
+    x, y, ids = spread[ok], rel[ok], np.asarray(clip_ids)[ok]
+    for c in np.unique(ids):
+        x[ids == c] -= x[ids == c].mean()
+        y[ids == c] -= y[ids == c].mean()
+    if float(x @ x) <= 1e-12:
+        return 1.0
+    return float(np.clip((x @ y) / (x @ x), 0.0, MAX_WIDTH_GAIN))
 
 
 class DriveSwapDataset(FaceClipDataset):

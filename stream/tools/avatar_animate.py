@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -124,16 +124,16 @@ def follow_video(
     *,
     crop_px: int,
     fallback: ShapeCalibration,
-    jaw_gain: float = 1.0,
+    model_extra: Mapping[str, Any] | None = None,
     hold_out: bool = False,
     tracker: TrackerFactory = FaceTracker,
 ) -> FollowedVideo:
     """The landmark pass over ``source`` and what painting its frames needs; every clip's
-    calibration opens by the model's fitted ``jaw_gain``."""
+    calibration takes the gains the model's build fitted (``ShapeCalibration.fitted``)."""
     track = track_video(iter_frames(source), source=str(source.path), tracker=tracker)
     layout = plan_layout(track, fallback=fallback, hold_out=hold_out)
     layout = dataclasses.replace(
-        layout, calibrations=[dataclasses.replace(c, jaw_gain=jaw_gain) for c in layout.calibrations]
+        layout, calibrations=[c.fitted(model_extra or {}) for c in layout.calibrations]
     )
     regions = frame_regions(
         track, layout, crop_px=crop_px, width_px=source.width_px, height_px=source.height_px
@@ -219,7 +219,7 @@ def animate_video(
         source,
         crop_px=model.cfg.crop_px,
         fallback=ShapeCalibration.from_dict(extra["calibration"]),
-        jaw_gain=float(extra.get("jaw_gain", 1.0)),
+        model_extra=extra,
         tracker=tracker,
     )
     painter = MouthPainter(

@@ -50,7 +50,9 @@ from lipsync.neural.shape_drive import (
     DriveSwapDataset,
     ShapeCalibration,
     fit_jaw_gain,
+    fit_width_gain,
     viseme_jaw,
+    viseme_spread,
 )
 from lipsync.neural.train import train_teacher
 from lipsync.neural.video_io import SourceVideo, iter_frames, open_source
@@ -335,15 +337,18 @@ def build_from_video(
         "teacher_steps": config.teacher_sample_steps,
         "student_steps": [1, 2],
     }
-    # Sound -> shape, fitted to this person: how wide they open for what the sound's visemes say.
+    # Sound -> shape, fitted to this person: how wide they open and how far their lip corners
+    # move for what the sound's visemes say.
     train_rows = layout.split == 0
+    weights = speech_mouths()(src.pcm)
+    clip_ids = layout.clip_ids()[train_rows]
     jaw_gain = fit_jaw_gain(
-        data.track.shapes[train_rows, 0],
-        viseme_jaw(speech_mouths()(src.pcm))[train_rows],
-        layout.calibrations,
-        layout.clip_ids()[train_rows],
+        data.track.shapes[train_rows, 0], viseme_jaw(weights)[train_rows], layout.calibrations, clip_ids
     )
-    extra["jaw_gain"] = jaw_gain
+    width_gain = fit_width_gain(
+        data.track.shapes[train_rows, 1], viseme_spread(weights)[train_rows], layout.calibrations, clip_ids
+    )
+    extra["jaw_gain"], extra["width_gain"] = jaw_gain, width_gain
     train = DriveSwapDataset.swapped(data.train, seed=config.seed)
     held = data.held if data.held is not None else data.train.subset([0])
     summary = _train_and_save(
@@ -358,6 +363,7 @@ def build_from_video(
         "region_side_px": sorted({r.side for r in data.regions}),
         "variant_choice": choice,
         "jaw_gain": round(jaw_gain, 3),
+        "width_gain": round(width_gain, 3),
         **summary,
         "held_out_frames": 0 if data.held is None else len(data.held),
         "minutes": (time.perf_counter() - started) / 60,

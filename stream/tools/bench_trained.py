@@ -246,7 +246,7 @@ def bench_video(
     source = open_source(joined)
     followed = follow_video(
         source, crop_px=net.cfg.crop_px, fallback=ShapeCalibration.from_dict(extra["calibration"]),
-        jaw_gain=float(extra.get("jaw_gain", 1.0)), hold_out=True,
+        model_extra=extra, hold_out=True,
     )
     spans = followed.layout.held_spans()
     if [list(s) for s in spans] != extra.get("held_out"):
@@ -309,6 +309,7 @@ def bench_video(
         "build": build_summary,
         "crop_px": net.cfg.crop_px,
         "jaw_gain": extra.get("jaw_gain"),
+        "width_gain": extra.get("width_gain"),
         "region_side_px": sorted({followed.regions[k].side for k in held}),
         "held_out_frames": int(len(held)),
         "held_out_spans": spans,
